@@ -1,0 +1,228 @@
+//! Command-line arguments (clap structs only; no behaviour).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Build Hyperledger Fabric 1.x container images the way Fabric's Makefile does, through the
+/// Docker Engine API.
+#[derive(Debug, Parser)]
+#[command(name = "imgforge", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Print events as JSON lines on stdout instead of progress.
+    #[arg(long)]
+    pub json: bool,
+    /// Show every line of child output (compiler, docker build) even on a terminal.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Show only errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Make variables, settable as flags, as `NAME=VALUE` arguments, or as environment variables of
+/// the same name (flag > env > the tree's Makefile > git > default).
+#[derive(Debug, Clone, Args, Default)]
+pub struct VarFlags {
+    /// Fabric source tree (a checkout of hyperledger/fabric 1.x).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub source: PathBuf,
+    /// BUILD_DIR: where build outputs go (relative to the source tree).
+    #[arg(long = "build-dir", value_name = "DIR")]
+    pub build_dir: Option<String>,
+    /// DOCKER_NS: namespace of the images built.
+    #[arg(long = "docker-ns", value_name = "NS")]
+    pub docker_ns: Option<String>,
+    /// BASE_DOCKER_NS: namespace of fabric-baseos / fabric-baseimage.
+    #[arg(long = "base-docker-ns", value_name = "NS")]
+    pub base_docker_ns: Option<String>,
+    /// DOCKER_TAG: main tag of the images built (default $ARCH-$PROJECT_VERSION).
+    #[arg(long = "docker-tag", value_name = "TAG")]
+    pub docker_tag: Option<String>,
+    /// BASE_DOCKER_TAG: tag of the base images (default $ARCH-$BASEIMAGE_RELEASE).
+    #[arg(long = "base-docker-tag", value_name = "TAG")]
+    pub base_docker_tag: Option<String>,
+    /// BASEIMAGE_RELEASE: fabric-baseimage release (default from the Makefile).
+    #[arg(long = "baseimage-release", value_name = "VERSION")]
+    pub baseimage_release: Option<String>,
+    /// BASE_VERSION: Fabric version (default from the Makefile).
+    #[arg(long = "base-version", value_name = "VERSION")]
+    pub base_version: Option<String>,
+    /// EXTRA_VERSION: snapshot suffix (default: git rev-parse --short HEAD of the tree).
+    #[arg(long = "extra-version", value_name = "STR")]
+    pub extra_version: Option<String>,
+    /// ARCH: Go architecture name (amd64, arm64, s390x, ppc64le).
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
+    /// GO_TAGS: build tags passed to go install.
+    #[arg(long = "go-tags", value_name = "TAGS")]
+    pub go_tags: Option<String>,
+    /// DOCKER_DYNAMIC_LINK: `false` links peer/orderer statically.
+    #[arg(long = "docker-dynamic-link", value_name = "BOOL")]
+    pub docker_dynamic_link: Option<String>,
+    /// CHAINTOOL_URL: where to download chaintool for ccenv.
+    #[arg(long = "chaintool-url", value_name = "URL")]
+    pub chaintool_url: Option<String>,
+}
+
+impl VarFlags {
+    /// The flags that were given, by Make name.
+    pub fn by_make_name(&self) -> Vec<(&'static str, String)> {
+        [
+            ("BUILD_DIR", &self.build_dir),
+            ("DOCKER_NS", &self.docker_ns),
+            ("BASE_DOCKER_NS", &self.base_docker_ns),
+            ("DOCKER_TAG", &self.docker_tag),
+            ("BASE_DOCKER_TAG", &self.base_docker_tag),
+            ("BASEIMAGE_RELEASE", &self.baseimage_release),
+            ("BASE_VERSION", &self.base_version),
+            ("EXTRA_VERSION", &self.extra_version),
+            ("ARCH", &self.arch),
+            ("GO_TAGS", &self.go_tags),
+            ("DOCKER_DYNAMIC_LINK", &self.docker_dynamic_link),
+            ("CHAINTOOL_URL", &self.chaintool_url),
+        ]
+        .into_iter()
+        .filter_map(|(n, v)| v.clone().map(|v| (n, v)))
+        .collect()
+    }
+}
+
+/// Options of image builds that are not Make variables.
+#[derive(Debug, Clone, Args, Default)]
+pub struct BuildFlags {
+    /// Dockerfile.in to render instead of the tree's images/NAME/Dockerfile.in.
+    #[arg(long, value_name = "FILE")]
+    pub template: Option<PathBuf>,
+    /// Use imgforge's own template even when the tree has one.
+    #[arg(long)]
+    pub builtin_template: bool,
+    /// chaintool program for ccenv (instead of downloading CHAINTOOL_URL).
+    #[arg(long, value_name = "PATH")]
+    pub chaintool: Option<PathBuf>,
+    /// Compile with the host's go (the tree must be at $GOPATH/src/github.com/hyperledger/fabric).
+    #[arg(long)]
+    pub native: bool,
+    /// Make variables as NAME=VALUE, as on a make command line.
+    #[arg(value_name = "NAME=VALUE")]
+    pub assignments: Vec<String>,
+}
+
+/// Options of the base-image factory.
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct RootfsFlags {
+    /// Root filesystem to import: a directory or a tar file.
+    #[arg(long, value_name = "DIR|TAR", group = "src")]
+    pub rootfs: Option<PathBuf>,
+    /// Make the root filesystem with debootstrap (as root), e.g. `bookworm`.
+    #[arg(long, value_name = "SUITE", group = "src")]
+    pub debootstrap: Option<String>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build hyperledger/fabric-peer (make peer-docker).
+    Peer(ImageArgs),
+    /// Build hyperledger/fabric-orderer (make orderer-docker).
+    Orderer(ImageArgs),
+    /// Build hyperledger/fabric-ccenv (make ccenv).
+    Ccenv(ImageArgs),
+    /// Build hyperledger/fabric-buildenv (make buildenv).
+    Buildenv(ImageArgs),
+    /// Build peer, orderer, ccenv and buildenv (make docker).
+    All(ImageArgs),
+    /// Make fabric-baseos from a root filesystem.
+    Baseos(BaseArgs),
+    /// Make fabric-baseimage (the Go build image) from a root filesystem.
+    Baseimage(BaseArgs),
+    /// Render build/image/NAME/Dockerfile and print it.
+    Render {
+        /// Image name.
+        name: String,
+        /// Variables and template options.
+        #[command(flatten)]
+        vars: VarFlags,
+        /// Template options.
+        #[command(flatten)]
+        build: BuildFlags,
+    },
+    /// Render the Dockerfile and assemble build/image/NAME/payload, without building the image.
+    Payload(ImageArgsNamed),
+    /// Print the image references that would be built (make docker-list).
+    List {
+        /// Variables.
+        #[command(flatten)]
+        vars: VarFlags,
+        /// NAME=VALUE assignments.
+        #[arg(value_name = "NAME=VALUE")]
+        assignments: Vec<String>,
+    },
+    /// Remove the build directory; with --images also the images imgforge built in this namespace.
+    Clean {
+        /// Also remove images (all tags) of $DOCKER_NS/fabric-* that imgforge built.
+        #[arg(long)]
+        images: bool,
+        /// Variables.
+        #[command(flatten)]
+        vars: VarFlags,
+    },
+    /// Print every resolved variable with its origin (or one value).
+    Config {
+        /// Print only this variable's value.
+        name: Option<String>,
+        /// Variables.
+        #[command(flatten)]
+        vars: VarFlags,
+        /// NAME=VALUE assignments.
+        #[arg(value_name = "NAME=VALUE")]
+        assignments: Vec<String>,
+    },
+}
+
+/// Arguments of an image build.
+#[derive(Debug, Clone, Args)]
+pub struct ImageArgs {
+    /// Variables.
+    #[command(flatten)]
+    pub vars: VarFlags,
+    /// Build options.
+    #[command(flatten)]
+    pub build: BuildFlags,
+}
+
+/// Arguments of a named image command.
+#[derive(Debug, Clone, Args)]
+pub struct ImageArgsNamed {
+    /// Image name.
+    pub name: String,
+    /// Variables.
+    #[command(flatten)]
+    pub vars: VarFlags,
+    /// Build options.
+    #[command(flatten)]
+    pub build: BuildFlags,
+}
+
+/// Arguments of a base-image build.
+#[derive(Debug, Clone, Args)]
+pub struct BaseArgs {
+    /// Root filesystem source.
+    #[command(flatten)]
+    pub rootfs: RootfsFlags,
+    /// Debian mirror for --debootstrap (default: debootstrap's own).
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
+    /// Where debootstrap trees are kept (default $XDG_CACHE_HOME/imgforge or ~/.cache/imgforge).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Variables (BASE_DOCKER_NS, BASEIMAGE_RELEASE, ARCH, BASE_DOCKER_TAG …).
+    #[command(flatten)]
+    pub vars: VarFlags,
+    /// NAME=VALUE assignments.
+    #[arg(value_name = "NAME=VALUE")]
+    pub assignments: Vec<String>,
+}

@@ -1,0 +1,336 @@
+//! `imgforge`: the command-line front end. Parses arguments, resolves variables, runs the
+//! library, renders events and errors. All the work is in the `imgforge` library.
+
+mod args;
+mod report;
+
+use args::{BaseArgs, BuildFlags, Cli, Command, VarFlags};
+use clap::Parser;
+use imgforge::config::{resolve, BuildVars, VarInputs};
+use imgforge::engine::docker::LazyDockerEngine;
+use imgforge::engine::{Engine, LABEL_MANAGED};
+use imgforge::factory::{build_base, BaseOptions, RootfsInput};
+use imgforge::steps::{BuildOptions, Cx};
+use imgforge::{pipeline, spec, Error};
+use report::CliReporter;
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+/// Turn flags and `NAME=VALUE` arguments into resolver inputs.
+fn inputs(vars: &VarFlags, assignments: &[String]) -> Result<VarInputs, Error> {
+    let mut flags: BTreeMap<String, String> = vars
+        .by_make_name()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    for a in assignments {
+        let Some((k, v)) = a.split_once('=') else {
+            return Err(Error::Input {
+                step: "arguments".into(),
+                message: format!(
+                    "unexpected argument {a:?}: expected NAME=VALUE (e.g. DOCKER_NS=acme)"
+                ),
+                hint: "see `imgforge --help`".into(),
+            });
+        };
+        flags.insert(k.to_string(), v.to_string());
+    }
+    Ok(VarInputs::from_process_env(flags))
+}
+
+fn vars_for(
+    vars: &VarFlags,
+    assignments: &[String],
+    with_source: bool,
+) -> Result<BuildVars, Error> {
+    let i = inputs(vars, assignments)?;
+    let source = with_source.then_some(vars.source.as_path());
+    Ok(resolve(source, &i)?)
+}
+
+fn options(b: &BuildFlags) -> Result<BuildOptions, Error> {
+    Ok(BuildOptions {
+        template: b.template.clone(),
+        chaintool: b.chaintool.clone(),
+        native: b.native,
+        builtin_template: b.builtin_template,
+        source_date_epoch: source_date_epoch()?,
+    })
+}
+
+fn source_date_epoch() -> Result<Option<u64>, Error> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => v.parse().map(Some).map_err(|_| Error::Input {
+            step: "arguments".into(),
+            message: format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds since 1970-01-01"),
+            hint: "set it to e.g. `$(git log -1 --format=%ct)` or unset it".into(),
+        }),
+        _ => Ok(None),
+    }
+}
+
+async fn build_images(
+    names: &[&str],
+    vars: &VarFlags,
+    build: &BuildFlags,
+    reporter: &CliReporter,
+    cancel: &CancellationToken,
+    engine: &LazyDockerEngine,
+) -> Result<(), Error> {
+    let v = vars_for(vars, &build.assignments, true)?;
+    let opts = options(build)?;
+    let cx = Cx {
+        vars: &v,
+        options: &opts,
+        engine,
+        reporter,
+        cancel,
+    };
+    for name in names {
+        let s = spec::image_spec(name)?;
+        let built = pipeline::build(&cx, &s).await?;
+        reporter.line(&format!(
+            "{:>12} {} {}",
+            "Built",
+            built.references.join(" "),
+            built.id
+        ));
+    }
+    Ok(())
+}
+
+async fn base(
+    name: &str,
+    a: &BaseArgs,
+    reporter: &CliReporter,
+    cancel: &CancellationToken,
+    engine: &LazyDockerEngine,
+) -> Result<(), Error> {
+    let v = vars_for(
+        &a.vars,
+        &a.assignments,
+        a.vars.source != std::path::Path::new("."),
+    )?;
+    let s = spec::base_spec(name)?;
+    let rootfs = match (&a.rootfs.rootfs, &a.rootfs.debootstrap) {
+        (Some(p), _) if p.is_dir() => RootfsInput::Dir(p.clone()),
+        (Some(p), _) if p.is_file() => RootfsInput::Tar(p.clone()),
+        (Some(p), _) => {
+            return Err(Error::Input {
+                step: format!("base/{name}"),
+                message: format!("--rootfs {} is neither a directory nor a file", p.display()),
+                hint: "pass a root filesystem directory or tar, or --debootstrap SUITE".into(),
+            })
+        }
+        (None, Some(suite)) => RootfsInput::Debootstrap {
+            suite: suite.clone(),
+            mirror: a.mirror.clone(),
+        },
+        (None, None) => unreachable!("clap requires one of --rootfs and --debootstrap"),
+    };
+    let work_dir = a.work_dir.clone().unwrap_or_else(|| {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache"))
+            })
+            .unwrap_or_else(std::env::temp_dir)
+            .join("imgforge")
+    });
+    let opts = BaseOptions {
+        rootfs,
+        work_dir,
+        mtime: source_date_epoch()?.unwrap_or(0),
+    };
+    let img = build_base(engine, &v, &s, &opts, reporter, cancel).await?;
+    reporter.line(&format!(
+        "{:>12} {} {}{}",
+        if img.fresh { "Fresh" } else { "Built" },
+        img.reference,
+        img.id,
+        if img.fresh {
+            " (cached, nothing imported)"
+        } else {
+            ""
+        }
+    ));
+    Ok(())
+}
+
+async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Result<(), Error> {
+    let engine = LazyDockerEngine::new();
+    match &cli.command {
+        Command::Peer(a) => {
+            build_images(&["peer"], &a.vars, &a.build, reporter, cancel, &engine).await
+        }
+        Command::Orderer(a) => {
+            build_images(&["orderer"], &a.vars, &a.build, reporter, cancel, &engine).await
+        }
+        Command::Ccenv(a) => {
+            build_images(&["ccenv"], &a.vars, &a.build, reporter, cancel, &engine).await
+        }
+        Command::Buildenv(a) => {
+            build_images(&["buildenv"], &a.vars, &a.build, reporter, cancel, &engine).await
+        }
+        Command::All(a) => {
+            let names = spec::image_names();
+            build_images(&names, &a.vars, &a.build, reporter, cancel, &engine).await
+        }
+        Command::Baseos(a) => base("baseos", a, reporter, cancel, &engine).await,
+        Command::Baseimage(a) => base("baseimage", a, reporter, cancel, &engine).await,
+        Command::Render { name, vars, build } => {
+            let v = vars_for(vars, &build.assignments, true)?;
+            let opts = options(build)?;
+            let s = spec::image_spec(name)?;
+            let cx = Cx {
+                vars: &v,
+                options: &opts,
+                engine: &engine,
+                reporter,
+                cancel,
+            };
+            let path = imgforge::steps::render::render_dockerfile(&cx, name, &s.template)?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| Error::io("render", "read", &path, e))?;
+            print!("{text}");
+            Ok(())
+        }
+        Command::Payload(a) => {
+            let v = vars_for(&a.vars, &a.build.assignments, true)?;
+            let opts = options(&a.build)?;
+            let s = spec::image_spec(&a.name)?;
+            let cx = Cx {
+                vars: &v,
+                options: &opts,
+                engine: &engine,
+                reporter,
+                cancel,
+            };
+            let (dockerfile, payload) = pipeline::prepare(&cx, &s).await?;
+            reporter.line(&format!(
+                "{:>12} {} {}",
+                "Ready",
+                dockerfile.display(),
+                payload.display()
+            ));
+            Ok(())
+        }
+        Command::List { vars, assignments } => {
+            let v = vars_for(vars, assignments, true)?;
+            for n in spec::image_names() {
+                println!("{}:{}", v.repository(n), v.get("DOCKER_TAG"));
+            }
+            Ok(())
+        }
+        Command::Config {
+            name,
+            vars,
+            assignments,
+        } => {
+            let v = vars_for(vars, assignments, true)?;
+            if let Some(n) = name {
+                let var = v.var(n).ok_or_else(|| {
+                    Error::Config(imgforge::config::ConfigError::UnknownVariable {
+                        name: n.clone(),
+                    })
+                })?;
+                println!("{}", var.value);
+            } else if cli.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).expect("serializable")
+                );
+            } else {
+                for (n, var) in v.iter() {
+                    println!("{n:<20} {:<45} ({})", var.value, var.origin);
+                }
+            }
+            Ok(())
+        }
+        Command::Clean { images, vars } => {
+            let v = vars_for(vars, &[], true)?;
+            let dir = v.build_dir();
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|e| Error::io("clean", "remove", &dir, e))?;
+                reporter.line(&format!("{:>12} {}", "Removed", dir.display()));
+            }
+            if *images {
+                let prefix = format!("{}/fabric-", v.get("DOCKER_NS"));
+                let list = engine
+                    .images_with_label(LABEL_MANAGED, "true")
+                    .await
+                    .map_err(|e| Error::engine("clean", e))?;
+                for img in list {
+                    let ours = img.repo_tags.iter().any(|t| t.starts_with(&prefix))
+                        && img
+                            .labels
+                            .get(imgforge::engine::LABEL_STEP)
+                            .is_some_and(|s| s.starts_with("image/"));
+                    if ours {
+                        engine
+                            .remove_image(&img.id, true)
+                            .await
+                            .map_err(|e| Error::engine("clean", e))?;
+                        reporter.line(&format!(
+                            "{:>12} {} ({})",
+                            "Removed",
+                            img.repo_tags.join(" "),
+                            img.id
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_error(e: &Error) {
+    let mut text = format!("error: {e}");
+    let mut source = std::error::Error::source(e);
+    let mut first = true;
+    while let Some(s) = source {
+        // thiserror's `{source}` in the message already shows the first cause
+        if !first || !text.contains(&s.to_string()) {
+            text.push_str(&format!("\n\nCaused by:\n    {s}"));
+        }
+        first = false;
+        source = s.source();
+    }
+    for h in e.hints() {
+        text.push_str(&format!("\nhint: {h}"));
+    }
+    eprintln!("{text}");
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let reporter = CliReporter::new(cli.json, cli.verbose, cli.quiet);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let cancel = CancellationToken::new();
+    let result = rt.block_on(async {
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted: removing the containers imgforge started (Ctrl-C again to quit at once)");
+                c.cancel();
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+        run(cli, &reporter, &cancel).await
+    });
+    reporter.clear();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            print_error(&e);
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}

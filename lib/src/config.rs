@@ -1,0 +1,636 @@
+//! Build variables, resolved once, with Make's names and meanings.
+//!
+//! Every variable that Fabric's `Makefile` and `docker-env.mk` feed into image builds is resolved
+//! here, in this order of precedence (first wins):
+//!
+//! | origin     | example                                                  |
+//! |------------|----------------------------------------------------------|
+//! | `flag`     | `--docker-ns acme` or `DOCKER_NS=acme` on the command line |
+//! | `env`      | `DOCKER_NS=acme imgforge peer`                           |
+//! | `makefile` | `BASE_VERSION = 1.4.12` in the source tree's `Makefile`  |
+//! | `git`      | `EXTRA_VERSION` = `git rev-parse --short HEAD` of the tree |
+//! | `derived`  | `DOCKER_TAG` = `$(ARCH)-$(PROJECT_VERSION)`              |
+//! | `default`  | `DOCKER_NS` = `hyperledger`                              |
+//!
+//! Values and derivations follow Fabric release-1.4 (`Makefile`, `docker-env.mk`); see
+//! `shared/spec/fabric-flow.md` §1. Namespaces and tags are validated against Docker's image
+//! reference grammar before anything runs ([`crate::reference`]).
+
+use crate::reference::{validate_namespace, validate_tag, ReferenceError};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Where a resolved value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// A command-line flag or `NAME=VALUE` argument.
+    Flag,
+    /// The environment variable of the same name.
+    Env,
+    /// An assignment in the source tree's `Makefile` (or `docker-env.mk`).
+    Makefile,
+    /// The source tree's git repository.
+    Git,
+    /// Computed from other variables, as the Makefile computes it.
+    Derived,
+    /// imgforge's default (Fabric's default where it has one).
+    Default,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            Origin::Flag => "flag",
+            Origin::Env => "env",
+            Origin::Makefile => "Makefile",
+            Origin::Git => "git",
+            Origin::Derived => "derived",
+            Origin::Default => "default",
+        };
+        f.write_str(s)
+    }
+}
+
+/// One resolved variable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Var {
+    /// The value, exactly as used.
+    pub value: String,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+/// Every variable name imgforge understands, in the order `imgforge config` prints them.
+pub const VAR_NAMES: &[&str] = &[
+    "BASE_VERSION",
+    "PREV_VERSION",
+    "BASEIMAGE_RELEASE",
+    "EXTRA_VERSION",
+    "PROJECT_VERSION",
+    "TWO_DIGIT_VERSION",
+    "ARCH",
+    "DOCKER_NS",
+    "BASE_DOCKER_NS",
+    "DOCKER_TAG",
+    "BASE_DOCKER_TAG",
+    "BASE_DOCKER_LABEL",
+    "GO_TAGS",
+    "DOCKER_DYNAMIC_LINK",
+    "BUILD_DIR",
+    "CHAINTOOL_URL",
+];
+
+/// Fabric's Go import path root, `PKGNAME` in the Makefile.
+pub const PKGNAME: &str = "github.com/hyperledger/fabric";
+
+/// What the caller knows before resolution: explicit settings and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct VarInputs {
+    /// Values given on the command line (flags or `NAME=VALUE`), by Make variable name.
+    pub flags: BTreeMap<String, String>,
+    /// The process environment (or a test's stand-in), by name. Only names in
+    /// [`VAR_NAMES`] are read.
+    pub env: BTreeMap<String, String>,
+}
+
+impl VarInputs {
+    /// Inputs with the given flags and the real process environment.
+    pub fn from_process_env(flags: BTreeMap<String, String>) -> Self {
+        let env = std::env::vars()
+            .filter(|(k, _)| VAR_NAMES.contains(&k.as_str()))
+            .collect();
+        VarInputs { flags, env }
+    }
+}
+
+/// Errors found while resolving variables. Each names the variable, the value and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A name given with `NAME=VALUE` or a flag is not one imgforge knows.
+    #[error("unknown variable {name}: expected one of {}", VAR_NAMES.join(", "))]
+    UnknownVariable {
+        /// The name given.
+        name: String,
+    },
+    /// A namespace or tag is not valid in a Docker image reference.
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    /// A value that must be a plain token holds characters that would break a Dockerfile or
+    /// the compiler command line.
+    #[error("{name}={value:?} is not valid: {problem}")]
+    Invalid {
+        /// Variable name.
+        name: String,
+        /// The offending value.
+        value: String,
+        /// What is wrong and what is expected.
+        problem: String,
+    },
+    /// The source directory does not exist or is not a directory.
+    #[error("source tree {path} does not exist or is not a directory: pass --source DIR pointing at a Fabric checkout")]
+    NoSource {
+        /// The path given.
+        path: PathBuf,
+    },
+}
+
+/// The resolved variables, by Make name, each with its origin.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildVars {
+    vars: BTreeMap<String, Var>,
+    /// The source tree these were resolved for, if any.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+impl BuildVars {
+    /// Value of `name`. Panics if `name` is not in [`VAR_NAMES`]: every name there is always set.
+    pub fn get(&self, name: &str) -> &str {
+        &self
+            .vars
+            .get(name)
+            .unwrap_or_else(|| panic!("variable {name} is not resolved"))
+            .value
+    }
+
+    /// Value and origin of `name`, if it is a known variable.
+    pub fn var(&self, name: &str) -> Option<&Var> {
+        self.vars.get(name)
+    }
+
+    /// All variables in [`VAR_NAMES`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Var)> {
+        VAR_NAMES.iter().map(move |n| (*n, &self.vars[*n]))
+    }
+
+    /// `DOCKER_DYNAMIC_LINK` as a boolean (`true` unless the value is `false`).
+    pub fn dynamic_link(&self) -> bool {
+        self.get("DOCKER_DYNAMIC_LINK") != "false"
+    }
+
+    /// The build directory, absolute: `BUILD_DIR` joined to the source tree.
+    pub fn build_dir(&self) -> PathBuf {
+        let b = Path::new(self.get("BUILD_DIR"));
+        match &self.source {
+            Some(src) if b.is_relative() => src.join(b),
+            _ => b.to_path_buf(),
+        }
+    }
+
+    /// Go linker flags `-X $(PKGNAME)/common/metadata.*`, exactly as Fabric release-1.4's
+    /// `GO_LDFLAGS` (`METADATA_VAR`: Version, CommitSHA, BaseVersion, BaseDockerLabel,
+    /// DockerNamespace, BaseDockerNamespace, in that order), followed by the static-link
+    /// flags of `docker-env.mk` when `DOCKER_DYNAMIC_LINK=false`.
+    pub fn docker_go_ldflags(&self) -> String {
+        let meta = [
+            ("Version", "BASE_VERSION"),
+            ("CommitSHA", "EXTRA_VERSION"),
+            ("BaseVersion", "BASEIMAGE_RELEASE"),
+            ("BaseDockerLabel", "BASE_DOCKER_LABEL"),
+            ("DockerNamespace", "DOCKER_NS"),
+            ("BaseDockerNamespace", "BASE_DOCKER_NS"),
+        ];
+        let mut flags: Vec<String> = meta
+            .iter()
+            .map(|(sym, var)| format!("-X {PKGNAME}/common/metadata.{sym}={}", self.get(var)))
+            .collect();
+        if !self.dynamic_link() {
+            flags.push("-linkmode external -extldflags '-static -lpthread'".into());
+        }
+        flags.join(" ")
+    }
+
+    /// Reference of a Fabric image repository: `$(DOCKER_NS)/fabric-<name>`.
+    pub fn repository(&self, name: &str) -> String {
+        format!("{}/fabric-{name}", self.get("DOCKER_NS"))
+    }
+
+    /// Reference of a base image: `$(BASE_DOCKER_NS)/fabric-<name>:$(BASE_DOCKER_TAG)`.
+    pub fn base_image(&self, name: &str) -> String {
+        format!(
+            "{}/fabric-{name}:{}",
+            self.get("BASE_DOCKER_NS"),
+            self.get("BASE_DOCKER_TAG")
+        )
+    }
+}
+
+/// Map a machine name (`uname -m`) to Go's GOARCH naming, as Fabric ≥1.3 does with
+/// `go env GOARCH`.
+pub fn go_arch(machine: &str) -> &str {
+    match machine {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "powerpc64le" => "ppc64le",
+        "i686" | "i386" => "386",
+        other => other,
+    }
+}
+
+/// Read simple assignments (`NAME = value`, `NAME ?= value`, `NAME := value`) from a Makefile.
+/// Values that reference other variables (`$(…)`) are skipped: imgforge derives those itself.
+/// Returns an empty map when the file does not exist.
+pub fn read_makefile_vars(path: &Path) -> std::io::Result<BTreeMap<String, String>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        if line.starts_with(['\t', '#', ' ']) {
+            continue;
+        }
+        let Some(eq) = line.find('=') else { continue };
+        let (lhs, rhs) = line.split_at(eq);
+        let name = lhs.trim_end_matches(['?', ':', '+']).trim();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            || lhs.ends_with('+')
+        {
+            continue;
+        }
+        let value = rhs[1..].trim();
+        if value.contains("$(") || value.contains("${") {
+            continue;
+        }
+        out.entry(name.to_string())
+            .or_insert_with(|| value.to_string());
+    }
+    Ok(out)
+}
+
+/// `git rev-parse --short HEAD` in `dir`, or `None` when `dir` is not in a git work tree or git
+/// is not installed.
+pub fn git_short_head(dir: &Path) -> Option<String> {
+    git(dir, &["rev-parse", "--short", "HEAD"])
+}
+
+/// Commit time of HEAD in seconds since the epoch (`git log -1 --format=%ct`), used as the
+/// default archive mtime when `SOURCE_DATE_EPOCH` is not set.
+pub fn git_commit_time(dir: &Path) -> Option<u64> {
+    git(dir, &["log", "-1", "--format=%ct"]).and_then(|s| s.parse().ok())
+}
+
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (!s.is_empty()).then_some(s)
+}
+
+/// Default of `DOCKER_DYNAMIC_LINK` by Fabric version: `true` from v1.4.4 (FAB-15026),
+/// `false` before (1.3, v1.4.0–v1.4.3; 1.0 always links statically).
+pub fn default_dynamic_link(base_version: &str) -> bool {
+    let parts: Vec<u32> = base_version
+        .split(['.', '-'])
+        .take(3)
+        .map(|p| p.parse().unwrap_or(0))
+        .collect();
+    let v = (
+        parts.first().copied().unwrap_or(0),
+        parts.get(1).copied().unwrap_or(0),
+        parts.get(2).copied().unwrap_or(0),
+    );
+    v >= (1, 4, 4)
+}
+
+struct Resolver<'a> {
+    inputs: &'a VarInputs,
+    makefile: BTreeMap<String, String>,
+    vars: BTreeMap<String, Var>,
+}
+
+impl Resolver<'_> {
+    /// Take `name` from flag, env, Makefile, else `fallback` (value and origin).
+    fn set(&mut self, name: &str, fallback: impl FnOnce(&Self) -> (String, Origin)) {
+        let v = if let Some(v) = self.inputs.flags.get(name) {
+            Var {
+                value: v.clone(),
+                origin: Origin::Flag,
+            }
+        } else if let Some(v) = self.inputs.env.get(name) {
+            Var {
+                value: v.clone(),
+                origin: Origin::Env,
+            }
+        } else if let Some(v) = self.makefile.get(name) {
+            Var {
+                value: v.clone(),
+                origin: Origin::Makefile,
+            }
+        } else {
+            let (value, origin) = fallback(self);
+            Var { value, origin }
+        };
+        self.vars.insert(name.to_string(), v);
+    }
+
+    fn get(&self, name: &str) -> &str {
+        &self.vars[name].value
+    }
+}
+
+/// Resolve every variable in [`VAR_NAMES`] for the source tree `source` (may be `None` for the
+/// base-image factory, which needs no tree), then validate them.
+///
+/// Errors: [`ConfigError::UnknownVariable`] for a flag name that is not a Make variable,
+/// [`ConfigError::Reference`] for an invalid namespace or tag, [`ConfigError::Invalid`] for
+/// values with whitespace or quotes where the Dockerfile or compiler command would break.
+pub fn resolve(source: Option<&Path>, inputs: &VarInputs) -> Result<BuildVars, ConfigError> {
+    for name in inputs.flags.keys() {
+        if !VAR_NAMES.contains(&name.as_str()) {
+            return Err(ConfigError::UnknownVariable { name: name.clone() });
+        }
+    }
+    let source = match source {
+        Some(s) => {
+            if !s.is_dir() {
+                return Err(ConfigError::NoSource { path: s.into() });
+            }
+            Some(std::fs::canonicalize(s).map_err(|_| ConfigError::NoSource { path: s.into() })?)
+        }
+        None => None,
+    };
+    let mut makefile = BTreeMap::new();
+    if let Some(src) = &source {
+        // docker-env.mk first so that the Makefile's own assignments win on a clash.
+        for f in ["Makefile", "docker-env.mk"] {
+            for (k, v) in read_makefile_vars(&src.join(f)).unwrap_or_default() {
+                makefile.entry(k).or_insert(v);
+            }
+        }
+        // release-1.0 tags v1.0.0–v1.0.6 keep BASEIMAGE_RELEASE in a file of its own.
+        if !makefile.contains_key("BASEIMAGE_RELEASE") {
+            if let Ok(s) = std::fs::read_to_string(src.join(".baseimage-release")) {
+                makefile.insert("BASEIMAGE_RELEASE".into(), s.trim().to_string());
+            }
+        }
+    }
+    makefile.retain(|k, _| VAR_NAMES.contains(&k.as_str()));
+    let mut r = Resolver {
+        inputs,
+        makefile,
+        vars: BTreeMap::new(),
+    };
+    let d = |v: &str| (v.to_string(), Origin::Default);
+    r.set("BASE_VERSION", |_| d("1.4.12"));
+    r.set("PREV_VERSION", |_| d(""));
+    r.set("BASEIMAGE_RELEASE", |_| d("0.4.22"));
+    let src_for_git = source.clone();
+    r.set("EXTRA_VERSION", |_| {
+        match src_for_git.as_deref().and_then(git_short_head) {
+            Some(sha) => (sha, Origin::Git),
+            None => d(""),
+        }
+    });
+    r.set("PROJECT_VERSION", |r| {
+        let (b, e) = (r.get("BASE_VERSION"), r.get("EXTRA_VERSION"));
+        if e.is_empty() {
+            (b.to_string(), Origin::Derived)
+        } else {
+            (format!("{b}-snapshot-{e}"), Origin::Derived)
+        }
+    });
+    r.set("TWO_DIGIT_VERSION", |r| {
+        let b = r.get("BASE_VERSION");
+        let two: Vec<&str> = b.split('.').take(2).collect();
+        (two.join("."), Origin::Derived)
+    });
+    r.set("ARCH", |_| {
+        (go_arch(std::env::consts::ARCH).to_string(), Origin::Default)
+    });
+    r.set("DOCKER_NS", |_| d("hyperledger"));
+    r.set("BASE_DOCKER_NS", |_| d("hyperledger"));
+    r.set("DOCKER_TAG", |r| {
+        (
+            format!("{}-{}", r.get("ARCH"), r.get("PROJECT_VERSION")),
+            Origin::Derived,
+        )
+    });
+    r.set("BASE_DOCKER_TAG", |r| {
+        (
+            format!("{}-{}", r.get("ARCH"), r.get("BASEIMAGE_RELEASE")),
+            Origin::Derived,
+        )
+    });
+    r.set("BASE_DOCKER_LABEL", |_| d("org.hyperledger.fabric"));
+    r.set("GO_TAGS", |_| d(""));
+    r.set("DOCKER_DYNAMIC_LINK", |r| {
+        (
+            default_dynamic_link(r.get("BASE_VERSION")).to_string(),
+            Origin::Default,
+        )
+    });
+    r.set("BUILD_DIR", |_| d("build"));
+    r.set("CHAINTOOL_URL", |_| d(""));
+    let vars = BuildVars {
+        vars: r.vars,
+        source,
+    };
+    validate(&vars)?;
+    Ok(vars)
+}
+
+fn validate(vars: &BuildVars) -> Result<(), ConfigError> {
+    validate_namespace("DOCKER_NS", vars.get("DOCKER_NS"))?;
+    validate_namespace("BASE_DOCKER_NS", vars.get("BASE_DOCKER_NS"))?;
+    for name in ["DOCKER_TAG", "BASE_DOCKER_TAG"] {
+        validate_tag(name, vars.get(name))?;
+    }
+    for name in ["BASE_VERSION", "BASEIMAGE_RELEASE"] {
+        let v = vars.get(name);
+        if v.is_empty() {
+            return Err(ConfigError::Invalid {
+                name: name.into(),
+                value: v.into(),
+                problem: "must not be empty (it is part of image tags and labels)".into(),
+            });
+        }
+        validate_tag(name, v)?;
+    }
+    let plain = |name: &str, allow_space: bool| -> Result<(), ConfigError> {
+        let v = vars.get(name);
+        if let Some(c) = v.chars().find(|c| {
+            c.is_control() || *c == '"' || *c == '\'' || *c == '\\' || (!allow_space && *c == ' ')
+        }) {
+            return Err(ConfigError::Invalid {
+                name: name.into(),
+                value: v.into(),
+                problem: format!(
+                    "character {c:?} is not allowed: the value goes into a Dockerfile LABEL or the go command line"
+                ),
+            });
+        }
+        Ok(())
+    };
+    plain("BASE_DOCKER_LABEL", false)?;
+    plain("EXTRA_VERSION", false)?;
+    plain("GO_TAGS", true)?;
+    let dl = vars.get("DOCKER_DYNAMIC_LINK");
+    if dl != "true" && dl != "false" {
+        return Err(ConfigError::Invalid {
+            name: "DOCKER_DYNAMIC_LINK".into(),
+            value: dl.into(),
+            problem: "expected `true` or `false`".into(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(flags: &[(&str, &str)], env: &[(&str, &str)]) -> VarInputs {
+        VarInputs {
+            flags: flags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn tree(makefile: &str) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("Makefile"), makefile).unwrap();
+        d
+    }
+
+    #[test]
+    fn makefile_values_and_derivations() {
+        let t = tree("BASE_VERSION = 1.4.12\nPREV_VERSION = 1.4.11\nBASEIMAGE_RELEASE=0.4.22\nBUILD_DIR ?= .build\nBASE_DOCKER_TAG=$(ARCH)-$(BASEIMAGE_RELEASE)\n");
+        let v = resolve(
+            Some(t.path()),
+            &inputs(&[("EXTRA_VERSION", "56c2b126e"), ("ARCH", "amd64")], &[]),
+        )
+        .unwrap();
+        assert_eq!(v.get("BASE_VERSION"), "1.4.12");
+        assert_eq!(v.var("BASE_VERSION").unwrap().origin, Origin::Makefile);
+        assert_eq!(v.get("PROJECT_VERSION"), "1.4.12-snapshot-56c2b126e");
+        assert_eq!(v.get("DOCKER_TAG"), "amd64-1.4.12-snapshot-56c2b126e");
+        assert_eq!(v.get("BASE_DOCKER_TAG"), "amd64-0.4.22");
+        assert_eq!(v.var("BASE_DOCKER_TAG").unwrap().origin, Origin::Derived);
+        assert_eq!(v.get("TWO_DIGIT_VERSION"), "1.4");
+        assert_eq!(v.get("BUILD_DIR"), ".build");
+        assert_eq!(v.get("DOCKER_DYNAMIC_LINK"), "true");
+        assert_eq!(v.repository("peer"), "hyperledger/fabric-peer");
+        assert_eq!(
+            v.base_image("baseos"),
+            "hyperledger/fabric-baseos:amd64-0.4.22"
+        );
+    }
+
+    #[test]
+    fn precedence_flag_over_env_over_makefile() {
+        let t = tree("BASE_VERSION = 1.4.12\n");
+        let only_env = resolve(Some(t.path()), &inputs(&[], &[("BASE_VERSION", "1.4.3")])).unwrap();
+        assert_eq!(only_env.get("BASE_VERSION"), "1.4.3");
+        assert_eq!(only_env.var("BASE_VERSION").unwrap().origin, Origin::Env);
+        // 1.4.3 predates FAB-15026: static linking by default.
+        assert_eq!(only_env.get("DOCKER_DYNAMIC_LINK"), "false");
+        let both = resolve(
+            Some(t.path()),
+            &inputs(&[("BASE_VERSION", "2.0.0")], &[("BASE_VERSION", "1.4.3")]),
+        )
+        .unwrap();
+        assert_eq!(both.get("BASE_VERSION"), "2.0.0");
+        assert_eq!(both.var("BASE_VERSION").unwrap().origin, Origin::Flag);
+    }
+
+    #[test]
+    fn ldflags_exact_as_fabric_1_4_12() {
+        let t = tree("BASE_VERSION = 1.4.12\nBASEIMAGE_RELEASE = 0.4.22\n");
+        let v = resolve(
+            Some(t.path()),
+            &inputs(&[("EXTRA_VERSION", "56c2b126e")], &[]),
+        )
+        .unwrap();
+        assert_eq!(v.docker_go_ldflags(), "-X github.com/hyperledger/fabric/common/metadata.Version=1.4.12 -X github.com/hyperledger/fabric/common/metadata.CommitSHA=56c2b126e -X github.com/hyperledger/fabric/common/metadata.BaseVersion=0.4.22 -X github.com/hyperledger/fabric/common/metadata.BaseDockerLabel=org.hyperledger.fabric -X github.com/hyperledger/fabric/common/metadata.DockerNamespace=hyperledger -X github.com/hyperledger/fabric/common/metadata.BaseDockerNamespace=hyperledger");
+        let s = resolve(
+            Some(t.path()),
+            &inputs(
+                &[("EXTRA_VERSION", "x"), ("DOCKER_DYNAMIC_LINK", "false")],
+                &[],
+            ),
+        )
+        .unwrap();
+        assert!(s
+            .docker_go_ldflags()
+            .ends_with(" -linkmode external -extldflags '-static -lpthread'"));
+    }
+
+    #[test]
+    fn invalid_values_are_rejected_with_the_name() {
+        let t = tree("");
+        let e = resolve(Some(t.path()), &inputs(&[("DOCKER_NS", "Acme")], &[])).unwrap_err();
+        assert!(e.to_string().contains("DOCKER_NS"), "{e}");
+        let e = resolve(
+            Some(t.path()),
+            &inputs(&[("DOCKER_NS", "acme\nRUN x")], &[]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("DOCKER_NS"), "{e}");
+        let e = resolve(Some(t.path()), &inputs(&[("NOPE", "x")], &[])).unwrap_err();
+        assert!(matches!(e, ConfigError::UnknownVariable { .. }));
+        let e = resolve(
+            Some(t.path()),
+            &inputs(&[("DOCKER_DYNAMIC_LINK", "yes")], &[]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("true"), "{e}");
+        let e = resolve(
+            Some(t.path()),
+            &inputs(&[("BASE_DOCKER_LABEL", "a b")], &[]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("BASE_DOCKER_LABEL"), "{e}");
+        let e = resolve(Some(&t.path().join("missing")), &inputs(&[], &[])).unwrap_err();
+        assert!(matches!(e, ConfigError::NoSource { .. }));
+    }
+
+    #[test]
+    fn no_git_means_release_version() {
+        let t = tree("BASE_VERSION = 1.4.12\n");
+        let v = resolve(Some(t.path()), &inputs(&[("ARCH", "arm64")], &[])).unwrap();
+        // tempdir is not inside a git work tree (unless TMPDIR is), so EXTRA_VERSION is empty.
+        if v.var("EXTRA_VERSION").unwrap().origin == Origin::Default {
+            assert_eq!(v.get("DOCKER_TAG"), "arm64-1.4.12");
+        }
+    }
+
+    #[test]
+    fn makefile_parser_skips_references_and_recipes() {
+        let t = tree("# c\nBASE_VERSION = 1.4.12\nEXTRA_VERSION ?= $(shell git rev-parse --short HEAD)\nall:\n\tBASE_VERSION=9\nGO_TAGS += x\n");
+        let m = read_makefile_vars(&t.path().join("Makefile")).unwrap();
+        assert_eq!(m.get("BASE_VERSION").unwrap(), "1.4.12");
+        assert!(!m.contains_key("EXTRA_VERSION"));
+        assert!(!m.contains_key("GO_TAGS"));
+    }
+
+    #[test]
+    fn dynamic_link_defaults() {
+        assert!(!default_dynamic_link("1.3.1"));
+        assert!(!default_dynamic_link("1.4.3"));
+        assert!(default_dynamic_link("1.4.4"));
+        assert!(default_dynamic_link("1.4.12"));
+        assert_eq!(go_arch("x86_64"), "amd64");
+        assert_eq!(go_arch("aarch64"), "arm64");
+    }
+}

@@ -1,0 +1,810 @@
+//! [`Engine`] for a real Docker Engine, through `bollard`.
+//!
+//! Connection follows Docker's conventions: `DOCKER_HOST` (`unix://`, `tcp://`, `http://`),
+//! `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH` for TLS, else `unix:///var/run/docker.sock`. The
+//! API version is negotiated with the daemon (imgforge works with Engine API ≥ 1.41).
+
+use super::*;
+use crate::archive::write_tree_archive;
+use crate::archive::ArchiveOptions;
+use crate::event::{Event, Reporter};
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    ListContainersOptionsBuilder, ListImagesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
+};
+use bollard::Docker;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Lines of output kept for error messages.
+const TAIL_LINES: usize = 30;
+/// Chunk size of streamed uploads, in bytes; with [`UPLOAD_QUEUE`] this bounds the memory an
+/// upload uses (4 × 256 KiB).
+const UPLOAD_CHUNK: usize = 256 * 1024;
+/// Chunks in flight between the archive writer thread and the HTTP body.
+const UPLOAD_QUEUE: usize = 4;
+
+/// A Docker Engine reached through bollard.
+#[derive(Debug, Clone)]
+pub struct DockerEngine {
+    docker: Docker,
+    host: String,
+    session: String,
+}
+
+fn docker_host() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
+fn unreachable(host: &str, e: impl std::fmt::Display) -> EngineError {
+    let message = e.to_string();
+    let hint = if message.contains("ermission denied") {
+        "your user may not use the Docker socket: run as root or join the `docker` group"
+            .to_string()
+    } else if host.starts_with("unix://") {
+        format!(
+            "is the Docker daemon running? (`systemctl start docker`); set DOCKER_HOST if it listens elsewhere (now {})",
+            if std::env::var("DOCKER_HOST").is_ok() { "from DOCKER_HOST" } else { "the default socket" }
+        )
+    } else {
+        "check DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH".to_string()
+    };
+    EngineError::Unreachable {
+        host: host.to_string(),
+        message,
+        hint,
+    }
+}
+
+fn api(op: impl Into<String>, e: bollard::errors::Error) -> EngineError {
+    let message = match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        } => {
+            format!("{message} (HTTP {status_code})")
+        }
+        other => other.to_string(),
+    };
+    EngineError::Api {
+        op: op.into(),
+        message,
+    }
+}
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// Collects text into lines, keeping the last [`TAIL_LINES`].
+#[derive(Default)]
+struct LineSplitter {
+    partial: String,
+    tail: VecDeque<String>,
+}
+
+impl LineSplitter {
+    /// Feed text; returns complete lines.
+    fn feed(&mut self, text: &str) -> Vec<String> {
+        self.partial.push_str(text);
+        let mut lines = Vec::new();
+        while let Some(pos) = self.partial.find('\n') {
+            let line: String = self.partial.drain(..=pos).collect();
+            let line = line.trim_end_matches(['\n', '\r']).to_string();
+            self.keep(&line);
+            lines.push(line);
+        }
+        lines
+    }
+    fn finish(&mut self) -> Option<String> {
+        if self.partial.is_empty() {
+            return None;
+        }
+        let line = std::mem::take(&mut self.partial);
+        self.keep(&line);
+        Some(line)
+    }
+    fn keep(&mut self, line: &str) {
+        if self.tail.len() == TAIL_LINES {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(line.to_string());
+    }
+    fn tail(&self) -> Vec<String> {
+        self.tail.iter().cloned().collect()
+    }
+}
+
+/// A `Write` that sends fixed-size chunks into a bounded channel: the bridge between a
+/// blocking archive writer and an async HTTP body.
+struct ChannelWriter {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    buf: Vec<u8>,
+    sent: std::sync::Arc<AtomicU64>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(UPLOAD_CHUNK),
+        ));
+        self.sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the engine stopped reading the upload",
+            )
+        })
+    }
+}
+
+impl io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(UPLOAD_CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == UPLOAD_CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+/// Run `producer` on a blocking thread and expose what it writes as a byte stream with at most
+/// [`UPLOAD_QUEUE`] chunks buffered. The join handle yields the producer's result.
+fn stream_from_writer<F>(
+    producer: F,
+) -> (
+    impl Stream<Item = io::Result<Bytes>> + Send + 'static,
+    tokio::task::JoinHandle<io::Result<()>>,
+    std::sync::Arc<AtomicU64>,
+)
+where
+    F: FnOnce(&mut dyn io::Write) -> io::Result<()> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(UPLOAD_QUEUE);
+    let sent = std::sync::Arc::new(AtomicU64::new(0));
+    let mut w = ChannelWriter {
+        tx: tx.clone(),
+        buf: Vec::with_capacity(UPLOAD_CHUNK),
+        sent: sent.clone(),
+    };
+    let handle = tokio::task::spawn_blocking(move || {
+        let r = producer(&mut w).and_then(|_| io::Write::flush(&mut w));
+        if let Err(e) = &r {
+            // Make the upload fail instead of ending cleanly with a truncated body.
+            let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
+        }
+        r
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    (stream, handle, sent)
+}
+
+impl DockerEngine {
+    /// Connect as the Docker CLI would (`DOCKER_HOST`, `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`),
+    /// negotiate the API version and check that the daemon answers.
+    ///
+    /// Errors: [`EngineError::Unreachable`] naming the host and what to check.
+    pub async fn connect() -> Result<Self, EngineError> {
+        let host = docker_host();
+        let docker = Docker::connect_with_defaults().map_err(|e| unreachable(&host, e))?;
+        let docker = docker
+            .with_timeout(Duration::from_secs(3600))
+            .negotiate_version()
+            .await
+            .map_err(|e| unreachable(&host, e))?;
+        let session = format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
+        Ok(DockerEngine {
+            docker,
+            host,
+            session,
+        })
+    }
+
+    /// The daemon address in use.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// This process's session id (value of [`LABEL_SESSION`] on its containers).
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
+    fn labels(&self, step: &str) -> HashMap<String, String> {
+        HashMap::from([
+            (LABEL_MANAGED.to_string(), "true".to_string()),
+            (LABEL_SESSION.to_string(), self.session.clone()),
+            (LABEL_STEP.to_string(), step.to_string()),
+        ])
+    }
+
+    async fn force_remove(&self, id: &str) {
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        // A container that is already gone is fine; nothing else can be done on this path.
+        let _ = self.docker.remove_container(id, Some(opts)).await;
+    }
+
+    async fn run_inner(
+        &self,
+        id: &str,
+        spec: &RunSpec,
+        reporter: &dyn Reporter,
+    ) -> Result<RunOutput, EngineError> {
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(|e| api(format!("start container from {}", spec.image), e))?;
+        let opts = LogsOptionsBuilder::default()
+            .follow(true)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let mut logs = self.docker.logs(id, Some(opts));
+        let mut out = LineSplitter::default();
+        let mut err = LineSplitter::default();
+        let mut stdout = Vec::new();
+        let mut tail = LineSplitter::default();
+        let mut emit = |line: String, is_stdout: bool, stdout: &mut Vec<String>| {
+            if is_stdout && spec.capture_stdout {
+                stdout.push(line);
+            } else {
+                tail.keep(&line);
+                reporter.event(&Event::Log {
+                    step: spec.step.clone(),
+                    line,
+                });
+            }
+        };
+        while let Some(item) = logs.next().await {
+            match item {
+                Ok(bollard::container::LogOutput::StdOut { message }) => {
+                    for l in out.feed(&String::from_utf8_lossy(&message)) {
+                        emit(l, true, &mut stdout);
+                    }
+                }
+                Ok(other) => {
+                    for l in err.feed(&String::from_utf8_lossy(&other.into_bytes())) {
+                        emit(l, false, &mut stdout);
+                    }
+                }
+                Err(e) => {
+                    return Err(api(
+                        format!("read output of container from {}", spec.image),
+                        e,
+                    ))
+                }
+            }
+        }
+        if let Some(l) = out.finish() {
+            emit(l, true, &mut stdout);
+        }
+        if let Some(l) = err.finish() {
+            emit(l, false, &mut stdout);
+        }
+        let mut wait = self
+            .docker
+            .wait_container(id, None::<bollard::query_parameters::WaitContainerOptions>);
+        let code = match wait.next().await {
+            Some(Ok(r)) => r.status_code,
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
+            Some(Err(e)) => return Err(api(format!("wait for container from {}", spec.image), e)),
+            None => 0,
+        };
+        if code != 0 {
+            let mut log_tail = tail.tail();
+            if spec.capture_stdout {
+                let skip = stdout.len().saturating_sub(10);
+                log_tail.extend(stdout[skip..].iter().cloned());
+            }
+            return Err(EngineError::ContainerExit {
+                image: spec.image.clone(),
+                cmd: shell_join(&spec.cmd),
+                code,
+                log_tail,
+            });
+        }
+        Ok(RunOutput { stdout })
+    }
+
+    async fn build_inner(
+        &self,
+        spec: &BuildSpec,
+        reporter: &dyn Reporter,
+    ) -> Result<String, EngineError> {
+        let dir = spec.context_dir.clone();
+        let (body, producer, _sent) = stream_from_writer(move |w| {
+            write_tree_archive(&dir, w, &ArchiveOptions { mtime: 0 })
+                .map(|_| ())
+                .map_err(|e| io::Error::other(e.to_string()))
+        });
+        let labels: HashMap<String, String> = spec
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain(self.labels(&spec.step))
+            .filter(|(k, _)| k != LABEL_SESSION)
+            .collect();
+        let opts = BuildImageOptionsBuilder::default()
+            .dockerfile("Dockerfile")
+            .t(&spec.reference)
+            .rm(true)
+            .forcerm(true)
+            .labels(&labels)
+            .build();
+        let mut stream = self
+            .docker
+            .build_image(opts, None, Some(bollard::body_try_stream(body)));
+        let mut lines = LineSplitter::default();
+        let mut image_id = None;
+        let mut failure = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(text) = info.stream.as_deref() {
+                        for line in lines.feed(text) {
+                            reporter.event(&Event::Log {
+                                step: spec.step.clone(),
+                                line,
+                            });
+                        }
+                    }
+                    if let Some(aux) = info.aux.and_then(|a| a.id) {
+                        image_id = Some(aux);
+                    }
+                    // bollard maps errorDetail.message to an error; the deprecated `error`
+                    // field alone is a failure too.
+                    if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                        failure = Some(detail);
+                    }
+                }
+                Err(bollard::errors::Error::DockerStreamError { error }) => {
+                    failure = Some(error);
+                    break;
+                }
+                Err(e) => {
+                    failure = Some(api("build", e).to_string());
+                    break;
+                }
+            }
+        }
+        drop(stream);
+        let produced = producer.await;
+        if let Some(l) = lines.finish() {
+            reporter.event(&Event::Log {
+                step: spec.step.clone(),
+                line: l,
+            });
+        }
+        if let Some(message) = failure {
+            return Err(EngineError::BuildFailed {
+                reference: spec.reference.clone(),
+                message,
+                log_tail: lines.tail(),
+            });
+        }
+        match produced {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(EngineError::Stream {
+                    what: format!("build context {}", spec.context_dir.display()),
+                    source: e,
+                })
+            }
+            Err(e) => {
+                return Err(EngineError::Stream {
+                    what: "build context".into(),
+                    source: io::Error::other(e.to_string()),
+                })
+            }
+        }
+        // Success must be proven: the reference must exist and match the reported ID.
+        let info =
+            self.inspect_image(&spec.reference)
+                .await?
+                .ok_or_else(|| EngineError::BuildFailed {
+                    reference: spec.reference.clone(),
+                    message: "the build ended without error but the image is not in the engine"
+                        .into(),
+                    log_tail: lines.tail(),
+                })?;
+        if let Some(id) = image_id {
+            if id != info.id {
+                return Err(EngineError::BuildFailed {
+                    reference: spec.reference.clone(),
+                    message: format!(
+                        "the build reported image {id} but {} points at {} (another build raced this one?)",
+                        spec.reference, info.id
+                    ),
+                    log_tail: lines.tail(),
+                });
+            }
+        }
+        Ok(info.id)
+    }
+}
+
+fn image_info(i: bollard::models::ImageInspect) -> ImageInfo {
+    let config = i.config.unwrap_or_default();
+    ImageInfo {
+        id: i.id.unwrap_or_default(),
+        repo_tags: i.repo_tags.unwrap_or_default(),
+        labels: config.labels.unwrap_or_default().into_iter().collect(),
+        env: config.env.unwrap_or_default(),
+        workdir: config.working_dir.unwrap_or_default(),
+    }
+}
+
+impl Engine for DockerEngine {
+    async fn ping(&self) -> Result<String, EngineError> {
+        let v = self
+            .docker
+            .version()
+            .await
+            .map_err(|e| unreachable(&self.host, e))?;
+        Ok(format!(
+            "Docker Engine {} (API {}) at {}",
+            v.version.unwrap_or_default(),
+            v.api_version.unwrap_or_default(),
+            self.host
+        ))
+    }
+
+    async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
+        match self.docker.inspect_image(reference).await {
+            Ok(i) => Ok(Some(image_info(i))),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(api(format!("inspect image {reference}"), e)),
+        }
+    }
+
+    async fn run(
+        &self,
+        spec: &RunSpec,
+        reporter: &dyn Reporter,
+        cancel: &CancellationToken,
+    ) -> Result<RunOutput, EngineError> {
+        if cancel.is_cancelled() {
+            return Err(EngineError::Cancelled);
+        }
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: Some(spec.cmd.clone()),
+            env: Some(spec.env.clone()),
+            working_dir: spec.workdir.clone(),
+            user: spec.user.clone(),
+            labels: Some(self.labels(&spec.step)),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            host_config: Some(HostConfig {
+                binds: Some(spec.binds.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(Some(CreateContainerOptionsBuilder::default().build()), body)
+            .await
+            .map_err(|e| api(format!("create container from {}", spec.image), e))?;
+        // From here on the container exists: remove it on every path.
+        let result = tokio::select! {
+            r = self.run_inner(&created.id, spec, reporter) => r,
+            _ = cancel.cancelled() => Err(EngineError::Cancelled),
+        };
+        self.force_remove(&created.id).await;
+        result
+    }
+
+    async fn build(
+        &self,
+        spec: &BuildSpec,
+        reporter: &dyn Reporter,
+        cancel: &CancellationToken,
+    ) -> Result<String, EngineError> {
+        tokio::select! {
+            r = self.build_inner(spec, reporter) => r,
+            // Dropping the request makes the daemon cancel the build; forcerm removes its
+            // intermediate containers.
+            _ = cancel.cancelled() => Err(EngineError::Cancelled),
+        }
+    }
+
+    async fn import(
+        &self,
+        spec: ImportSpec,
+        reporter: &dyn Reporter,
+        cancel: &CancellationToken,
+    ) -> Result<String, EngineError> {
+        let reference = format!("{}:{}", spec.repository, spec.tag);
+        let (body, producer, sent) = stream_from_writer(spec.producer);
+        let opts = CreateImageOptionsBuilder::default()
+            .from_src("-")
+            .repo(&spec.repository)
+            .tag(&spec.tag)
+            .changes(spec.changes.clone())
+            .build();
+        let step = spec.step.clone();
+        let work = async {
+            let mut stream =
+                self.docker
+                    .create_image(Some(opts), Some(bollard::body_try_stream(body)), None);
+            let mut failure = None;
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(info) => {
+                        if let Some(s) = info.status {
+                            reporter.event(&Event::Log {
+                                step: step.clone(),
+                                line: s,
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            (failure, producer.await)
+        };
+        let (failure, produced) = tokio::select! {
+            r = work => r,
+            _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+        };
+        if let Ok(Err(e)) = produced {
+            return Err(EngineError::Stream {
+                what: format!("root filesystem layer for {reference}"),
+                source: e,
+            });
+        }
+        if let Some(e) = failure {
+            return Err(api(format!("import {reference}"), e));
+        }
+        reporter.event(&Event::Notice {
+            step: spec.step.clone(),
+            message: format!(
+                "imported {} MiB layer",
+                sent.load(Ordering::Relaxed) / (1024 * 1024)
+            ),
+        });
+        let info = self
+            .inspect_image(&reference)
+            .await?
+            .ok_or_else(|| EngineError::Api {
+                op: format!("import {reference}"),
+                message: "the import ended without error but the image is not in the engine".into(),
+            })?;
+        Ok(info.id)
+    }
+
+    async fn tag(&self, id: &str, repository: &str, tag: &str) -> Result<(), EngineError> {
+        let opts = TagImageOptionsBuilder::default()
+            .repo(repository)
+            .tag(tag)
+            .build();
+        self.docker
+            .tag_image(id, Some(opts))
+            .await
+            .map_err(|e| api(format!("tag {id} as {repository}:{tag}"), e))
+    }
+
+    async fn images_with_label(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<ImageInfo>, EngineError> {
+        let filters = HashMap::from([("label".to_string(), vec![format!("{key}={value}")])]);
+        let opts = ListImagesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_images(Some(opts))
+            .await
+            .map_err(|e| api("list images", e))?;
+        Ok(list
+            .into_iter()
+            .map(|s| ImageInfo {
+                id: s.id,
+                repo_tags: s.repo_tags,
+                labels: s.labels.into_iter().collect(),
+                ..Default::default()
+            })
+            .collect())
+    }
+
+    async fn remove_image(&self, reference: &str, force: bool) -> Result<(), EngineError> {
+        let opts = RemoveImageOptionsBuilder::default().force(force).build();
+        match self.docker.remove_image(reference, Some(opts), None).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(api(format!("remove image {reference}"), e)),
+        }
+    }
+
+    async fn containers_with_label(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<String>, EngineError> {
+        let filters = HashMap::from([("label".to_string(), vec![format!("{key}={value}")])]);
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| api("list containers", e))?;
+        Ok(list.into_iter().filter_map(|c| c.id).collect())
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
+        self.force_remove(id).await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_splitter_keeps_partial_lines_and_tail() {
+        let mut s = LineSplitter::default();
+        assert_eq!(s.feed("a\nb"), vec!["a"]);
+        assert_eq!(s.feed("c\r\nd"), vec!["bc"]);
+        assert_eq!(s.finish().as_deref(), Some("d"));
+        for i in 0..100 {
+            s.feed(&format!("{i}\n"));
+        }
+        let t = s.tail();
+        assert_eq!(t.len(), TAIL_LINES);
+        assert_eq!(t.last().unwrap(), "99");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stream_from_writer_is_bounded_and_complete() {
+        let (stream, handle, sent) = stream_from_writer(|w| {
+            let block = vec![7u8; 100_000];
+            for _ in 0..100 {
+                w.write_all(&block)?;
+            }
+            Ok(())
+        });
+        // Nobody reads yet: the producer must stall after a few chunks.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let in_flight = sent.load(Ordering::Relaxed);
+        assert!(
+            in_flight <= ((UPLOAD_QUEUE + 2) * UPLOAD_CHUNK) as u64,
+            "{in_flight} bytes buffered"
+        );
+        let chunks: Vec<_> = stream.collect().await;
+        let total: usize = chunks.iter().map(|c| c.as_ref().unwrap().len()).sum();
+        assert_eq!(total, 10_000_000);
+        handle.await.unwrap().unwrap();
+    }
+
+    #[test]
+    fn shell_join_quotes() {
+        assert_eq!(
+            shell_join(&[
+                "go".into(),
+                "install".into(),
+                "-tags".into(),
+                "".into(),
+                "a b".into()
+            ]),
+            "go install -tags '' 'a b'"
+        );
+    }
+}
+
+/// A [`DockerEngine`] that connects on first use, so commands that may not need the engine
+/// (`imgforge payload --native`, `render`) work without a daemon.
+#[derive(Debug, Default)]
+pub struct LazyDockerEngine {
+    cell: tokio::sync::OnceCell<DockerEngine>,
+}
+
+impl LazyDockerEngine {
+    /// Not connected yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Connect now (or return the existing connection).
+    pub async fn get(&self) -> Result<&DockerEngine, EngineError> {
+        self.cell.get_or_try_init(DockerEngine::connect).await
+    }
+}
+
+impl Engine for LazyDockerEngine {
+    async fn ping(&self) -> Result<String, EngineError> {
+        self.get().await?.ping().await
+    }
+    async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
+        self.get().await?.inspect_image(reference).await
+    }
+    async fn run(
+        &self,
+        spec: &RunSpec,
+        reporter: &dyn Reporter,
+        cancel: &CancellationToken,
+    ) -> Result<RunOutput, EngineError> {
+        self.get().await?.run(spec, reporter, cancel).await
+    }
+    async fn build(
+        &self,
+        spec: &BuildSpec,
+        reporter: &dyn Reporter,
+        cancel: &CancellationToken,
+    ) -> Result<String, EngineError> {
+        self.get().await?.build(spec, reporter, cancel).await
+    }
+    async fn import(
+        &self,
+        spec: ImportSpec,
+        reporter: &dyn Reporter,
+        cancel: &CancellationToken,
+    ) -> Result<String, EngineError> {
+        self.get().await?.import(spec, reporter, cancel).await
+    }
+    async fn tag(&self, id: &str, repository: &str, tag: &str) -> Result<(), EngineError> {
+        self.get().await?.tag(id, repository, tag).await
+    }
+    async fn images_with_label(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<ImageInfo>, EngineError> {
+        self.get().await?.images_with_label(key, value).await
+    }
+    async fn remove_image(&self, reference: &str, force: bool) -> Result<(), EngineError> {
+        self.get().await?.remove_image(reference, force).await
+    }
+    async fn containers_with_label(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<String>, EngineError> {
+        self.get().await?.containers_with_label(key, value).await
+    }
+    async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
+        self.get().await?.remove_container(id).await
+    }
+}

@@ -1,0 +1,247 @@
+//! The container engine: the only part of imgforge that talks to Docker.
+//!
+//! [`Engine`] is a small interface (in the spirit of ko's `publish.Interface`): run a build
+//! container, build an image from a streamed context, import a root filesystem, tag, inspect,
+//! list and remove. [`docker::DockerEngine`] implements it with `bollard` against a real Docker
+//! Engine. Every container imgforge starts carries the labels [`LABEL_MANAGED`] and
+//! [`LABEL_SESSION`] and is removed on success, on error and on cancellation.
+
+pub mod docker;
+
+use crate::event::Reporter;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io::Write;
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+/// Label set on every container and image imgforge creates (value `true`).
+pub const LABEL_MANAGED: &str = "org.imgforge.managed";
+/// Label with the id of the imgforge process that created a container.
+pub const LABEL_SESSION: &str = "org.imgforge.session";
+/// Label with the step that created a container or image (`compile/peer`, `image/peer`).
+pub const LABEL_STEP: &str = "org.imgforge.step";
+/// Label with the content key of an image (base-image factory cache).
+pub const LABEL_CONTENT_KEY: &str = "org.imgforge.content-key";
+
+/// A container to run to completion (a `docker run --rm` of the Makefile's `DRUN`).
+#[derive(Debug, Clone, Default)]
+pub struct RunSpec {
+    /// Step that runs it, for events and labels.
+    pub step: String,
+    /// Image reference.
+    pub image: String,
+    /// Command and arguments (no shell).
+    pub cmd: Vec<String>,
+    /// Environment, `NAME=value`.
+    pub env: Vec<String>,
+    /// Bind mounts, `host-path:container-path[:ro]`; host paths must be absolute.
+    pub binds: Vec<String>,
+    /// Working directory in the container.
+    pub workdir: Option<String>,
+    /// `uid[:gid]` to run as.
+    pub user: Option<String>,
+    /// Keep stdout lines in [`RunOutput::stdout`] instead of reporting them as log events.
+    pub capture_stdout: bool,
+}
+
+/// What a finished container produced.
+#[derive(Debug, Clone, Default)]
+pub struct RunOutput {
+    /// Captured stdout lines (only with [`RunSpec::capture_stdout`]).
+    pub stdout: Vec<String>,
+}
+
+/// An image build from a context directory (the Makefile's `docker build -t … $(@D)`).
+#[derive(Debug, Clone)]
+pub struct BuildSpec {
+    /// Step that builds it.
+    pub step: String,
+    /// Directory whose whole content is the build context (`Dockerfile` at its root).
+    pub context_dir: PathBuf,
+    /// The reference to build as (`repository:tag`).
+    pub reference: String,
+    /// Labels added to the image (besides the ones in the Dockerfile).
+    pub labels: BTreeMap<String, String>,
+}
+
+/// An image import from a root filesystem tar stream (`docker import`).
+pub struct ImportSpec {
+    /// Step that imports it.
+    pub step: String,
+    /// Repository of the new image.
+    pub repository: String,
+    /// Tag of the new image.
+    pub tag: String,
+    /// Dockerfile instructions applied to the config (`ENV …`, `WORKDIR …`, `LABEL …`, `CMD …`).
+    pub changes: Vec<String>,
+    /// Writes the uncompressed layer tar; runs on a blocking thread while the upload streams.
+    pub producer: Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send>,
+}
+
+/// What imgforge needs to know about an image in the engine.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImageInfo {
+    /// Image ID, `sha256:…`.
+    pub id: String,
+    /// Tags pointing at it, `repository:tag`.
+    pub repo_tags: Vec<String>,
+    /// Config labels.
+    pub labels: BTreeMap<String, String>,
+    /// Config env.
+    pub env: Vec<String>,
+    /// Config working dir.
+    pub workdir: String,
+}
+
+/// Engine failures, each with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The daemon could not be reached.
+    #[error("cannot connect to the Docker daemon at {host}: {message}\nhint: {hint}")]
+    Unreachable {
+        /// The host tried (`unix:///var/run/docker.sock`, `DOCKER_HOST`).
+        host: String,
+        /// The transport error.
+        message: String,
+        /// What to check.
+        hint: String,
+    },
+    /// The daemon answered with an error.
+    #[error("Docker Engine API {op} failed: {message}")]
+    Api {
+        /// The operation, e.g. `create container from hyperledger/fabric-baseimage:amd64-0.4.22`.
+        op: String,
+        /// The daemon's message.
+        message: String,
+    },
+    /// An image the step needs is not in the engine (nothing is pulled).
+    #[error("image {reference} is not in the Docker engine (imgforge never pulls)\nhint: {hint}")]
+    ImageMissing {
+        /// The reference looked up.
+        reference: String,
+        /// How to get it.
+        hint: String,
+    },
+    /// A build container exited non-zero.
+    #[error("`{cmd}` in {image} exited with code {code}; last lines of output:\n{}", log_tail.join("\n"))]
+    ContainerExit {
+        /// Image the container ran.
+        image: String,
+        /// The command, shell-quoted for display.
+        cmd: String,
+        /// Exit code.
+        code: i64,
+        /// Last lines of stdout and stderr.
+        log_tail: Vec<String>,
+    },
+    /// `docker build` failed.
+    #[error("building {reference} failed: {message}; last lines of the build:\n{}", log_tail.join("\n"))]
+    BuildFailed {
+        /// Reference being built.
+        reference: String,
+        /// The daemon's error.
+        message: String,
+        /// Last lines of build output.
+        log_tail: Vec<String>,
+    },
+    /// Writing the streamed context or layer failed.
+    #[error("streaming {what} to the engine failed: {source}")]
+    Stream {
+        /// Context or layer.
+        what: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Cancelled (Ctrl-C); containers were removed.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// The operations imgforge needs from a container engine.
+pub trait Engine: Send + Sync {
+    /// Check that the engine answers; returns a one-line description (version, API version).
+    fn ping(&self) -> impl Future<Output = Result<String, EngineError>> + Send;
+
+    /// Look an image up; `Ok(None)` when it does not exist.
+    fn inspect_image(
+        &self,
+        reference: &str,
+    ) -> impl Future<Output = Result<Option<ImageInfo>, EngineError>> + Send;
+
+    /// Run a container to completion: create (labelled), start, stream its output as `Log`
+    /// events, wait, and remove it in every case. A non-zero exit is
+    /// [`EngineError::ContainerExit`] with the last lines of output.
+    fn run(
+        &self,
+        spec: &RunSpec,
+        reporter: &dyn Reporter,
+        cancel: &CancellationToken,
+    ) -> impl Future<Output = Result<RunOutput, EngineError>> + Send;
+
+    /// Build an image from a context directory streamed as an uncompressed tar (bounded
+    /// memory, no temporary file) and return its ID after confirming it by inspection.
+    fn build(
+        &self,
+        spec: &BuildSpec,
+        reporter: &dyn Reporter,
+        cancel: &CancellationToken,
+    ) -> impl Future<Output = Result<String, EngineError>> + Send;
+
+    /// Import a root filesystem tar as a one-layer image and return its ID.
+    fn import(
+        &self,
+        spec: ImportSpec,
+        reporter: &dyn Reporter,
+        cancel: &CancellationToken,
+    ) -> impl Future<Output = Result<String, EngineError>> + Send;
+
+    /// Point `repository:tag` at image `id`.
+    fn tag(
+        &self,
+        id: &str,
+        repository: &str,
+        tag: &str,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    /// Images carrying label `key=value`.
+    fn images_with_label(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<Vec<ImageInfo>, EngineError>> + Send;
+
+    /// Remove an image reference or ID (`force` removes all its tags).
+    fn remove_image(
+        &self,
+        reference: &str,
+        force: bool,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    /// IDs of containers (running or not) carrying label `key=value`.
+    fn containers_with_label(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<Vec<String>, EngineError>> + Send;
+
+    /// Force-remove a container (with its anonymous volumes); a missing one is not an error.
+    fn remove_container(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+}
+
+/// Quote a command for display the way a shell would need it.
+pub fn shell_join(cmd: &[String]) -> String {
+    cmd.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

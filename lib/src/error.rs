@@ -1,0 +1,137 @@
+//! The library's error type. Every variant says what was wrong, what was expected, and — through
+//! [`Error::hints`] — what to do. The library never prints and never exits; the CLI renders
+//! the cause chain and the hints.
+
+use crate::archive::ArchiveError;
+use crate::config::ConfigError;
+use crate::engine::EngineError;
+use crate::spec::SpecError;
+use crate::steps::render::UnknownToken;
+use std::path::PathBuf;
+
+/// Any failure of an imgforge operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Bad build variables (names, namespaces, tags).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A payload spec is unknown or malformed.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// The engine failed during a step.
+    #[error("{step}: {source}")]
+    Engine {
+        /// Step identifier, e.g. `compile/peer`.
+        step: String,
+        /// What the engine said.
+        #[source]
+        source: EngineError,
+    },
+    /// Writing an archive failed.
+    #[error("{step}: {source}")]
+    Archive {
+        /// Step identifier.
+        step: String,
+        /// The archive error.
+        #[source]
+        source: ArchiveError,
+    },
+    /// A template uses an unknown token.
+    #[error(transparent)]
+    Template(#[from] UnknownToken),
+    /// A file operation failed.
+    #[error("{step}: {action} {}: {source}", path.display())]
+    Io {
+        /// Step identifier.
+        step: String,
+        /// What was being done ("write", "copy", "read").
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A step's input is missing or unusable; `hint` says how to provide it.
+    #[error("{step}: {message}")]
+    Input {
+        /// Step identifier.
+        step: String,
+        /// What is wrong.
+        message: String,
+        /// What to do.
+        hint: String,
+    },
+    /// The user interrupted the build (Ctrl-C). Containers imgforge started were removed.
+    #[error("interrupted; the containers imgforge started were removed")]
+    Cancelled,
+}
+
+impl Error {
+    /// Lines of advice for the user, rendered after the error as `hint: …`.
+    pub fn hints(&self) -> Vec<String> {
+        match self {
+            Error::Config(ConfigError::Reference(r)) => r.hint.iter().cloned().collect(),
+            Error::Config(ConfigError::UnknownVariable { .. }) => {
+                vec!["`imgforge config` lists every variable with its value and origin".into()]
+            }
+            Error::Input { hint, .. } => vec![hint.clone()],
+            Error::Template(_) => vec![
+                "pass --template FILE to use another template, or fix the token in the template".into(),
+            ],
+            Error::Engine { source: EngineError::ContainerExit { .. }, .. } => vec![
+                "the output above is the compiler's; fix the source or the variables (GO_TAGS, DOCKER_DYNAMIC_LINK)".into(),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Process exit code for this error: 2 for bad input or configuration, 130 for
+    /// interruption, 1 for a failed build.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) | Error::Spec(_) | Error::Template(_) | Error::Input { .. } => 2,
+            Error::Cancelled
+            | Error::Engine {
+                source: EngineError::Cancelled,
+                ..
+            } => 130,
+            _ => 1,
+        }
+    }
+
+    /// Attach a step name to an engine error, turning cancellation into [`Error::Cancelled`].
+    pub fn engine(step: &str, source: EngineError) -> Error {
+        match source {
+            EngineError::Cancelled => Error::Cancelled,
+            source => Error::Engine {
+                step: step.to_string(),
+                source,
+            },
+        }
+    }
+
+    /// Attach a step name to an archive error.
+    pub fn archive(step: &str, source: ArchiveError) -> Error {
+        Error::Archive {
+            step: step.to_string(),
+            source,
+        }
+    }
+
+    /// An I/O error on `path` during `step`.
+    pub fn io(
+        step: &str,
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Error {
+        Error::Io {
+            step: step.to_string(),
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}

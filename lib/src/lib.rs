@@ -1,0 +1,37 @@
+//! # imgforge
+//!
+//! Builds Hyperledger Fabric 1.x container images — `peer`, `orderer`, `ccenv`, `buildenv`, and
+//! the base images `baseos` and `baseimage` — the way Fabric's Makefile does, through the Docker
+//! Engine API.
+//!
+//! ```text
+//! BuildVars (config)  ──▶ compile (go install in fabric-baseimage) ─┐
+//!   Make variables        gotools  (protoc-gen-go from vendor/)     │
+//!   flag > env >          chaintool (--chaintool / CHAINTOOL_URL)   ├─▶ payload ─┐
+//!   Makefile > git        archives (sampleconfig, goshim, gotools)  ┘            ├─▶ image + tags
+//!                         render   (Dockerfile.in → Dockerfile) ─────────────────┘
+//! factory: rootfs (debootstrap or a directory) ─▶ tar stream ─▶ docker import ─▶ baseos / baseimage
+//! ```
+//!
+//! The library prints nothing and never exits: it returns [`Error`] values and reports progress
+//! as [`event::Event`]s to a [`event::Reporter`].
+
+#![deny(missing_docs)]
+
+pub mod archive;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod event;
+pub mod factory;
+pub mod pipeline;
+pub mod reference;
+pub mod spec;
+pub mod steps;
+
+pub use config::{resolve, BuildVars, VarInputs};
+pub use engine::docker::DockerEngine;
+pub use engine::Engine;
+pub use error::Error;
+pub use event::{Event, Reporter};
+pub use steps::{BuildOptions, Cx};

@@ -1,0 +1,179 @@
+//! **archives**: the `tar.bz2` payload files, deterministic.
+//!
+//! Replaces these Fabric release-1.4 Makefile rules:
+//!
+//! ```make
+//! $(BUILD_DIR)/sampleconfig.tar.bz2: $(shell find sampleconfig -type f)
+//! 	(cd sampleconfig && tar -jc *) > $@
+//! $(BUILD_DIR)/goshim.tar.bz2: $(GOSHIM_DEPS)     # GOSHIM_DEPS = scripts/goListFiles.sh …/core/chaincode/shim
+//! 	tar -jhc -C $(GOPATH)/src $(patsubst $(GOPATH)/src/%,%,$(GOSHIM_DEPS)) > $@
+//! $(BUILD_DIR)/gotools.tar.bz2: $(BUILD_DIR)/docker/gotools
+//! 	(cd $</bin && tar -jc *) > $@
+//! ```
+//!
+//! | output | input |
+//! |---|---|
+//! | `$(BUILD_DIR)/sampleconfig.tar.bz2` | `sampleconfig/` of the tree |
+//! | `$(BUILD_DIR)/goshim.tar.bz2` | `go list` of the shim's deps, run in the baseimage; their `.go/.c/.h/.s` files |
+//! | `$(BUILD_DIR)/gotools.tar.bz2` | `$(BUILD_DIR)/docker/gotools/bin/*` |
+//!
+//! Unlike `tar`, entries are sorted, owned by 0:0 and carry one fixed mtime
+//! (`SOURCE_DATE_EPOCH`, else the tree's HEAD commit time), so the same tree gives the same
+//! bytes. Files are written to a temporary file and renamed: a failure leaves no partial archive.
+
+use super::compile::go_env;
+use super::{mkdir_p, Cx, CONTAINER_SRC};
+use crate::archive::{
+    bzip2_encoder, goshim_entries, write_atomic, write_file_list_archive, write_tree_archive,
+    ArchiveError, ArchiveOptions,
+};
+use crate::config::PKGNAME;
+use crate::engine::{Engine, RunSpec};
+use crate::error::Error;
+use std::path::{Path, PathBuf};
+
+async fn blocking<T: Send + 'static>(
+    step: &str,
+    f: impl FnOnce() -> Result<T, ArchiveError> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Input {
+            step: step.into(),
+            message: format!("archive task failed: {e}"),
+            hint: "this is a bug in imgforge; please report it".into(),
+        })?
+        .map_err(|e| Error::archive(step, e))
+}
+
+/// Write a deterministic `tar.bz2` of directory `dir` (entries relative to it, no `./`) to
+/// `dest`, atomically. Returns the archive size in bytes.
+pub async fn tree_tar_bz2(step: &str, dir: &Path, dest: &Path, mtime: u64) -> Result<u64, Error> {
+    if !dir.is_dir() {
+        return Err(Error::Input {
+            step: step.into(),
+            message: format!("{} is not a directory", dir.display()),
+            hint:
+                "is --source a Fabric tree? it must contain the directory named in the payload spec"
+                    .into(),
+        });
+    }
+    if let Some(p) = dest.parent() {
+        mkdir_p(step, p)?;
+    }
+    let (dir, dest) = (dir.to_path_buf(), dest.to_path_buf());
+    blocking(step, move || {
+        write_atomic(&dest, |w| {
+            let mut bz = bzip2_encoder(w);
+            write_tree_archive(&dir, &mut bz, &ArchiveOptions { mtime })?;
+            bz.finish().map_err(|e| ArchiveError::Io {
+                path: dest.clone(),
+                source: e,
+            })?;
+            Ok(())
+        })
+    })
+    .await
+}
+
+/// `$(BUILD_DIR)/sampleconfig.tar.bz2` from the tree's `tree` directory (`sampleconfig`).
+pub async fn sampleconfig<E: Engine>(
+    cx: &Cx<'_, E>,
+    tree: &str,
+    file: &str,
+) -> Result<PathBuf, Error> {
+    let step = format!("archives/{file}");
+    let dest = cx.build_dir().join(file);
+    let t = cx.start(&step, format!("tar -jc of {tree}/ → {}", dest.display()));
+    let size = tree_tar_bz2(&step, &cx.source().join(tree), &dest, cx.mtime()).await?;
+    t.finish(format!("{} ({size} bytes)", dest.display()));
+    Ok(dest)
+}
+
+/// `$(BUILD_DIR)/goshim.tar.bz2`: runs `go list -f '{{ join .Deps "\n" }}' $(PKGNAME)/<target>/...`
+/// in the baseimage (with `GO111MODULE=off`, without which Go ≥ 1.16 silently lists nothing),
+/// then archives every `.go .c .h .s` file under the target and under each dependency that is
+/// in the tree, named relative to `$GOPATH/src`, as Fabric's `scripts/goListFiles.sh` (v1.4.2+) does.
+pub async fn goshim<E: Engine>(cx: &Cx<'_, E>, target: &str, file: &str) -> Result<PathBuf, Error> {
+    let step = format!("archives/{file}");
+    if !cx.source().join(target).is_dir() {
+        return Err(Error::Input {
+            step,
+            message: format!("{target} is not in the source tree"),
+            hint: "is --source a Fabric tree?".into(),
+        });
+    }
+    let image = cx.require_base(&step, "baseimage").await?;
+    let cache = cx.build_dir().join("docker/gocache");
+    mkdir_p(&step, &cache)?;
+    let cmd = vec![
+        "go".to_string(),
+        "list".to_string(),
+        "-f".to_string(),
+        "{{ join .Deps \"\\n\" }}".to_string(),
+        format!("{PKGNAME}/{target}/..."),
+    ];
+    let t = cx.start(
+        &step,
+        format!("{} in {image}", crate::engine::shell_join(&cmd)),
+    );
+    let spec = RunSpec {
+        step: step.clone(),
+        image,
+        cmd,
+        env: go_env(cx),
+        binds: vec![
+            format!("{}:{CONTAINER_SRC}:ro", cx.source().display()),
+            format!("{}:/opt/gopath/cache", cache.display()),
+        ],
+        workdir: Some(CONTAINER_SRC.to_string()),
+        user: Some(cx.user()),
+        capture_stdout: true,
+    };
+    let out = cx
+        .engine
+        .run(&spec, cx.reporter, cx.cancel)
+        .await
+        .map_err(|e| Error::engine(&step, e))?;
+    let deps: Vec<String> = out
+        .stdout
+        .into_iter()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let dest = cx.build_dir().join(file);
+    let (src, target, mtime, d) = (cx.source(), target.to_string(), cx.mtime(), dest.clone());
+    let (files, size) = blocking(&step, move || {
+        let entries = goshim_entries(&src, PKGNAME, &target, &deps)?;
+        let n = entries.len();
+        let size = write_atomic(&d, |w| {
+            let mut bz = bzip2_encoder(w);
+            write_file_list_archive(&entries, &mut bz, &ArchiveOptions { mtime })?;
+            bz.finish().map_err(|e| ArchiveError::Io {
+                path: d.clone(),
+                source: e,
+            })?;
+            Ok(())
+        })?;
+        Ok((n, size))
+    })
+    .await?;
+    t.finish(format!("{} ({files} files, {size} bytes)", dest.display()));
+    Ok(dest)
+}
+
+/// `$(BUILD_DIR)/gotools.tar.bz2`: every file of the gotools `bin` directory, flat.
+pub async fn gotools_archive<E: Engine>(
+    cx: &Cx<'_, E>,
+    bin: &Path,
+    file: &str,
+) -> Result<PathBuf, Error> {
+    let step = format!("archives/{file}");
+    let dest = cx.build_dir().join(file);
+    let t = cx.start(
+        &step,
+        format!("tar -jc of {} → {}", bin.display(), dest.display()),
+    );
+    let size = tree_tar_bz2(&step, bin, &dest, cx.mtime()).await?;
+    t.finish(format!("{} ({size} bytes)", dest.display()));
+    Ok(dest)
+}

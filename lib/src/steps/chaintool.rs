@@ -1,0 +1,112 @@
+//! **chaintool**: the chaintool program for the ccenv image.
+//!
+//! Replaces Fabric release-1.4 Makefile rule `$(BUILD_DIR)/%/chaintool: Makefile`
+//! (`curl -fL $(CHAINTOOL_URL) > $@; chmod +x $@`). Fabric v1.4.5+ downloads
+//! `…/fabric-chaintool/1.1.3/fabric-chaintool-1.1.3.jar`, a self-executing jar.
+//!
+//! | input | output |
+//! |---|---|
+//! | `--chaintool PATH`, else `CHAINTOOL_URL` (`http://`, `https://`, `file://`) | `$(BUILD_DIR)/bin/chaintool`, mode 0755 |
+//!
+//! The download is written to a temporary file and renamed, so a failed `curl` no longer
+//! leaves a truncated file that make would think up to date.
+
+use super::{mkdir_p, Cx};
+use crate::archive::{write_atomic, ArchiveError};
+use crate::engine::Engine;
+use crate::error::Error;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+fn set_exec(step: &str, p: &Path) -> Result<(), Error> {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| Error::io(step, "chmod", p, e))
+}
+
+/// Provide `$(BUILD_DIR)/bin/chaintool` and return its path.
+///
+/// Errors: [`Error::Input`] when neither `--chaintool` nor `CHAINTOOL_URL` is given or works,
+/// with a hint that says how to provide it.
+pub async fn chaintool<E: Engine>(cx: &Cx<'_, E>) -> Result<PathBuf, Error> {
+    let step = "chaintool";
+    let dest = cx.build_dir().join("bin/chaintool");
+    mkdir_p(step, dest.parent().expect("has parent"))?;
+    let hint = "pass --chaintool PATH (a chaintool program or the fabric-chaintool-1.1.3.jar you have), or set CHAINTOOL_URL to where it can be downloaded";
+    if let Some(path) = &cx.options.chaintool {
+        let t = cx.start(step, format!("copy {}", path.display()));
+        let (src, d) = (path.clone(), dest.clone());
+        let size = tokio::task::spawn_blocking(move || {
+            write_atomic(&d, |w| {
+                let mut f = std::fs::File::open(&src).map_err(|e| ArchiveError::Io {
+                    path: src.clone(),
+                    source: e,
+                })?;
+                std::io::copy(&mut f, w).map_err(|e| ArchiveError::Io {
+                    path: src.clone(),
+                    source: e,
+                })?;
+                Ok(())
+            })
+        })
+        .await
+        .expect("copy task")
+        .map_err(|e| Error::Input {
+            step: step.into(),
+            message: format!("cannot copy --chaintool: {e}"),
+            hint: hint.into(),
+        })?;
+        set_exec(step, &dest)?;
+        t.finish(format!("{} ({size} bytes)", dest.display()));
+        return Ok(dest);
+    }
+    let url = cx.vars.get("CHAINTOOL_URL").to_string();
+    if url.is_empty() {
+        return Err(Error::Input {
+            step: step.into(),
+            message: "ccenv needs chaintool, and neither --chaintool nor CHAINTOOL_URL is set"
+                .into(),
+            hint: hint.into(),
+        });
+    }
+    let t = cx.start(step, format!("download {url}"));
+    let d = dest.clone();
+    let u = url.clone();
+    let size = tokio::task::spawn_blocking(move || -> Result<u64, String> {
+        if let Some(path) = u.strip_prefix("file://") {
+            let src = PathBuf::from(path);
+            return write_atomic(&d, |w| {
+                let mut f = std::fs::File::open(&src).map_err(|e| ArchiveError::Io {
+                    path: src.clone(),
+                    source: e,
+                })?;
+                std::io::copy(&mut f, w).map_err(|e| ArchiveError::Io {
+                    path: src.clone(),
+                    source: e,
+                })?;
+                Ok(())
+            })
+            .map_err(|e| e.to_string());
+        }
+        let resp = ureq::get(&u).call().map_err(|e| e.to_string())?;
+        let mut body = resp.into_body();
+        let mut reader = body.as_reader();
+        write_atomic(&d, |w| {
+            std::io::copy(&mut reader, w).map_err(|e| ArchiveError::Io {
+                path: d.clone(),
+                source: e,
+            })?;
+            Ok(())
+        })
+        .map_err(|e| e.to_string())
+    })
+    .await
+    .expect("download task")
+    .map_err(|e| Error::Input {
+        step: step.into(),
+        message: format!("downloading CHAINTOOL_URL={url} failed: {e}"),
+        hint: hint.into(),
+    })?;
+    set_exec(step, &dest)?;
+    t.finish(format!("{} ({size} bytes)", dest.display()));
+    Ok(dest)
+}

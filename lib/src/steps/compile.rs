@@ -1,0 +1,176 @@
+//! **compile**: `go install` of a Fabric program inside `fabric-baseimage`.
+//!
+//! Replaces Fabric release-1.4 Makefile rule `$(BUILD_DIR)/docker/bin/%`:
+//!
+//! ```make
+//! $(DRUN) -v $(abspath $(BUILD_DIR)/docker/bin):/opt/gopath/bin \
+//!     -v $(abspath $(BUILD_DIR)/docker/$(TARGET)/pkg):/opt/gopath/pkg \
+//!     -v $(abspath $(BUILD_DIR)/docker/gocache):/opt/gopath/cache -e GOCACHE=/opt/gopath/cache \
+//!     $(BASE_DOCKER_NS)/fabric-baseimage:$(BASE_DOCKER_TAG) \
+//!     go install -tags "$(GO_TAGS)" -ldflags "$(DOCKER_GO_LDFLAGS)" $(pkgmap.$(@F))
+//! ```
+//!
+//! | input | output |
+//! |---|---|
+//! | the tree (bind-mounted at `/opt/gopath/src/github.com/hyperledger/fabric`), `GO_TAGS`, `DOCKER_GO_LDFLAGS` | `$(BUILD_DIR)/docker/bin/<name>` |
+//!
+//! Differences from the Makefile: `--user` is `uid:gid`, not just the uid; `GO111MODULE=off`
+//! is set because Go ≥ 1.16 would otherwise look for a `go.mod` in a GOPATH-era tree; `HOME`
+//! is `/tmp` so a uid without a passwd entry can run `go`.
+
+use super::{mkdir_p, Cx, CONTAINER_SRC};
+use crate::config::PKGNAME;
+use crate::engine::{Engine, RunSpec};
+use crate::error::Error;
+use std::path::PathBuf;
+
+/// Environment shared by every Go build container.
+pub fn go_env<E: Engine>(cx: &Cx<'_, E>) -> Vec<String> {
+    let mut env = vec![
+        "GOCACHE=/opt/gopath/cache".to_string(),
+        "GO111MODULE=off".to_string(),
+        "GOFLAGS=".to_string(),
+        "HOME=/tmp".to_string(),
+    ];
+    env.extend(cx.proxy_env());
+    env
+}
+
+/// Compile `package` (relative to `PKGNAME`, e.g. `peer`) into `$(BUILD_DIR)/docker/bin/<name>`
+/// and return that path. With `--native`, compiles with the host's `go` into
+/// `$(BUILD_DIR)/bin/<name>` instead (the `make peer` path).
+///
+/// Errors: the base image is missing ([`crate::engine::EngineError::ImageMissing`]); the
+/// compiler failed ([`crate::engine::EngineError::ContainerExit`] with the last lines).
+pub async fn compile<E: Engine>(
+    cx: &Cx<'_, E>,
+    name: &str,
+    package: &str,
+) -> Result<PathBuf, Error> {
+    if cx.options.native {
+        return compile_native(cx, name, package).await;
+    }
+    let step = format!("compile/{name}");
+    let image = cx.require_base(&step, "baseimage").await?;
+    let build = cx.build_dir();
+    let bin = build.join("docker/bin");
+    let pkg = build.join(format!("docker/{name}/pkg"));
+    let cache = build.join("docker/gocache");
+    for d in [&bin, &pkg, &cache] {
+        mkdir_p(&step, d)?;
+    }
+    let cmd = vec![
+        "go".to_string(),
+        "install".to_string(),
+        "-tags".to_string(),
+        cx.vars.get("GO_TAGS").to_string(),
+        "-ldflags".to_string(),
+        cx.vars.docker_go_ldflags(),
+        format!("{PKGNAME}/{package}"),
+    ];
+    let spec = RunSpec {
+        step: step.clone(),
+        image: image.clone(),
+        cmd: cmd.clone(),
+        env: go_env(cx),
+        binds: vec![
+            format!("{}:{CONTAINER_SRC}", cx.source().display()),
+            format!("{}:/opt/gopath/bin", bin.display()),
+            format!("{}:/opt/gopath/pkg", pkg.display()),
+            format!("{}:/opt/gopath/cache", cache.display()),
+        ],
+        workdir: Some(CONTAINER_SRC.to_string()),
+        user: Some(cx.user()),
+        capture_stdout: false,
+    };
+    let t = cx.start(
+        &step,
+        format!("{} in {image}", crate::engine::shell_join(&cmd)),
+    );
+    cx.engine
+        .run(&spec, cx.reporter, cx.cancel)
+        .await
+        .map_err(|e| Error::engine(&step, e))?;
+    let out = bin.join(name);
+    let meta =
+        std::fs::metadata(&out).map_err(|e| Error::io(&step, "find compiled binary", &out, e))?;
+    t.finish(format!("{} ({} bytes)", out.display(), meta.len()));
+    Ok(out)
+}
+
+async fn compile_native<E: Engine>(
+    cx: &Cx<'_, E>,
+    name: &str,
+    package: &str,
+) -> Result<PathBuf, Error> {
+    let step = format!("compile/{name}");
+    let src = cx.source();
+    let gopath = src
+        .ancestors()
+        .nth(4)
+        .filter(|_| src.ends_with("src/github.com/hyperledger/fabric"))
+        .ok_or_else(|| Error::Input {
+            step: step.clone(),
+            message: format!(
+                "--native needs the tree at $GOPATH/src/{PKGNAME}, but it is at {}",
+                src.display()
+            ),
+            hint:
+                "check the tree out into a GOPATH layout, or build in the baseimage (drop --native)"
+                    .into(),
+        })?
+        .to_path_buf();
+    let bin = cx.build_dir().join("bin");
+    mkdir_p(&step, &bin)?;
+    let ldflags = cx.vars.docker_go_ldflags();
+    let t = cx.start(
+        &step,
+        format!("go install -ldflags \"{ldflags}\" {PKGNAME}/{package} (host)"),
+    );
+    let out = tokio::process::Command::new("go")
+        .args(["install", "-tags", cx.vars.get("GO_TAGS"), "-ldflags", &ldflags])
+        .arg(format!("{PKGNAME}/{package}"))
+        .current_dir(&src)
+        .env("GOPATH", &gopath)
+        .env("GOBIN", &bin)
+        .env("GO111MODULE", "off")
+        .env("GOFLAGS", "")
+        .env("CGO_CFLAGS", " ")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| Error::Input {
+            step: step.clone(),
+            message: format!("cannot run the host's `go`: {e}"),
+            hint: "install Go (e.g. `apt-get install golang-go`) or build in the baseimage (drop --native)".into(),
+        })?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in stderr.lines() {
+        cx.reporter.event(&crate::event::Event::Log {
+            step: step.clone(),
+            line: line.to_string(),
+        });
+    }
+    if !out.status.success() {
+        return Err(Error::engine(
+            &step,
+            crate::engine::EngineError::ContainerExit {
+                image: "host".into(),
+                cmd: format!("go install {PKGNAME}/{package}"),
+                code: out.status.code().unwrap_or(-1) as i64,
+                log_tail: stderr
+                    .lines()
+                    .rev()
+                    .take(30)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .map(String::from)
+                    .collect(),
+            },
+        ));
+    }
+    let path = bin.join(name);
+    t.finish(path.display().to_string());
+    Ok(path)
+}

@@ -1,0 +1,172 @@
+//! The steps of Fabric's image flow, one module each, named after what they do:
+//!
+//! ```text
+//!  compile ──┐                       (go install in fabric-baseimage)
+//!  gotools ──┤                       (protoc-gen-go from vendor/)
+//!  chaintool ┼─▶ payload ─┐          (build/image/<name>/payload)
+//!  archives ─┘            ├─▶ image  (docker build + tags)
+//!  render ────────────────┘          (Dockerfile.in → Dockerfile)
+//! ```
+//!
+//! Each module starts with the Makefile rule it replaces and an inputs → outputs table.
+
+pub mod archives;
+pub mod chaintool;
+pub mod compile;
+pub mod gotools;
+pub mod image;
+pub mod payload;
+pub mod render;
+
+use crate::config::BuildVars;
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::event::{Event, Reporter};
+use std::path::PathBuf;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Path inside build containers where the Fabric tree is bind-mounted
+/// (`-v $(abspath .):/opt/gopath/src/$(PKGNAME)` in `docker-env.mk`'s `DRUN`).
+pub const CONTAINER_SRC: &str = "/opt/gopath/src/github.com/hyperledger/fabric";
+
+/// Options that are not Make variables.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Template to use instead of the tree's `images/<name>/Dockerfile.in` and imgforge's own.
+    pub template: Option<PathBuf>,
+    /// chaintool program to put into ccenv instead of downloading `CHAINTOOL_URL`.
+    pub chaintool: Option<PathBuf>,
+    /// Compile on the host with the host's `go` instead of in fabric-baseimage (`make peer`).
+    pub native: bool,
+    /// Prefer imgforge's own template over the tree's.
+    pub builtin_template: bool,
+    /// Archive mtime in seconds (`SOURCE_DATE_EPOCH`); `None` = the tree's HEAD commit time, else 0.
+    pub source_date_epoch: Option<u64>,
+}
+
+/// What every step gets: the variables, the engine, where to report, and the cancel token.
+pub struct Cx<'a, E: Engine> {
+    /// Resolved build variables (the tree is `vars.source`).
+    pub vars: &'a BuildVars,
+    /// Options that are not Make variables.
+    pub options: &'a BuildOptions,
+    /// The container engine.
+    pub engine: &'a E,
+    /// Event sink.
+    pub reporter: &'a dyn Reporter,
+    /// Cancelled on Ctrl-C.
+    pub cancel: &'a CancellationToken,
+}
+
+impl<E: Engine> Cx<'_, E> {
+    /// The source tree (callers resolved vars with a source).
+    pub fn source(&self) -> PathBuf {
+        self.vars.source.clone().expect("a source tree")
+    }
+
+    /// `$(BUILD_DIR)`, absolute.
+    pub fn build_dir(&self) -> PathBuf {
+        self.vars.build_dir()
+    }
+
+    /// Archive mtime: `SOURCE_DATE_EPOCH`, else the tree's HEAD commit time, else 0.
+    pub fn mtime(&self) -> u64 {
+        self.options
+            .source_date_epoch
+            .or_else(|| {
+                self.vars
+                    .source
+                    .as_deref()
+                    .and_then(crate::config::git_commit_time)
+            })
+            .unwrap_or(0)
+    }
+
+    /// Report that `step` starts and time it.
+    pub fn start(&self, step: &str, detail: impl Into<String>) -> StepTimer<'_> {
+        self.reporter.event(&Event::StepStarted {
+            step: step.to_string(),
+            detail: detail.into(),
+        });
+        StepTimer {
+            step: step.to_string(),
+            started: Instant::now(),
+            reporter: self.reporter,
+        }
+    }
+
+    /// `uid:gid` of this process, for `--user` of build containers (as `DOCKER_RUN_FLAGS`
+    /// `--user=$(shell id -u)`, with the group added so files in the build dir stay ours).
+    pub fn user(&self) -> String {
+        // SAFETY: getuid/getgid cannot fail and have no preconditions.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        format!("{uid}:{gid}")
+    }
+
+    /// The proxy variables that are set, as `NAME=value` (docker-env.mk forwards
+    /// `http_proxy https_proxy HTTP_PROXY HTTPS_PROXY no_proxy NO_PROXY`).
+    pub fn proxy_env(&self) -> Vec<String> {
+        [
+            "http_proxy",
+            "https_proxy",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "no_proxy",
+            "NO_PROXY",
+        ]
+        .iter()
+        .filter_map(|n| {
+            std::env::var(n)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(|v| format!("{n}={v}"))
+        })
+        .collect()
+    }
+
+    /// Make sure the base image `name` (`baseos`/`baseimage`) is in the engine.
+    pub async fn require_base(&self, step: &str, name: &str) -> Result<String, Error> {
+        let reference = self.vars.base_image(name);
+        match self
+            .engine
+            .inspect_image(&reference)
+            .await
+            .map_err(|e| Error::engine(step, e))?
+        {
+            Some(_) => Ok(reference),
+            None => Err(Error::engine(
+                step,
+                crate::engine::EngineError::ImageMissing {
+                    hint: format!(
+                        "build it with `imgforge {name} --debootstrap bookworm` (or `--rootfs DIR`), or set BASE_DOCKER_NS / BASEIMAGE_RELEASE / ARCH to an image you have (`docker images '*/fabric-{name}'`)"
+                    ),
+                    reference,
+                },
+            )),
+        }
+    }
+}
+
+/// Reports `StepFinished` with the elapsed time.
+pub struct StepTimer<'a> {
+    step: String,
+    started: Instant,
+    reporter: &'a dyn Reporter,
+}
+
+impl StepTimer<'_> {
+    /// The step succeeded with `summary`.
+    pub fn finish(self, summary: impl Into<String>) {
+        self.reporter.event(&Event::StepFinished {
+            step: self.step,
+            elapsed_ms: self.started.elapsed().as_millis() as u64,
+            summary: summary.into(),
+        });
+    }
+}
+
+/// Create a directory and its parents, as `mkdir -p`.
+pub fn mkdir_p(step: &str, dir: &std::path::Path) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(step, "create directory", dir, e))
+}

@@ -1,0 +1,316 @@
+//! **render**: `Dockerfile.in` → `Dockerfile`.
+//!
+//! Replaces Fabric release-1.4 Makefile rule `$(BUILD_DIR)/image/%/Dockerfile: images/%/Dockerfile.in`:
+//!
+//! ```make
+//! cat $< | sed -e 's|_BASE_NS_|$(BASE_DOCKER_NS)|g' | sed -e 's|_NS_|$(DOCKER_NS)|g' \
+//!        | sed -e 's|_BASE_TAG_|$(BASE_DOCKER_TAG)|g' | sed -e 's|_TAG_|$(DOCKER_TAG)|g' > $@
+//! echo LABEL $(BASE_DOCKER_LABEL).version=$(BASE_VERSION) \\>>$@
+//! echo "     " $(BASE_DOCKER_LABEL).base.version=$(BASEIMAGE_RELEASE)>>$@
+//! ```
+//!
+//! | input | output |
+//! |---|---|
+//! | template text, `BASE_DOCKER_NS`, `DOCKER_NS`, `BASE_DOCKER_TAG`, `DOCKER_TAG`, `BASE_DOCKER_LABEL`, `BASE_VERSION`, `BASEIMAGE_RELEASE` | Dockerfile text |
+//!
+//! Unlike the sed chain, substitution is a single pass over the text that matches whole
+//! tokens, so the result does not depend on order (`_NS_` is a substring of `_BASE_NS_`), and a
+//! token-shaped word that is not one of the four (`_DOCKER_BASE_` of old baseimage templates) is
+//! an error instead of being left in the Dockerfile.
+
+use crate::config::BuildVars;
+
+/// The tokens a template may use, with the variable each stands for.
+pub const TOKENS: &[(&str, &str)] = &[
+    ("_BASE_NS_", "BASE_DOCKER_NS"),
+    ("_BASE_TAG_", "BASE_DOCKER_TAG"),
+    ("_NS_", "DOCKER_NS"),
+    ("_TAG_", "DOCKER_TAG"),
+];
+
+/// A template used a `_TOKEN_` that imgforge does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown token {token} at line {line} of {template}: templates may use only _BASE_NS_, _NS_, _BASE_TAG_ and _TAG_")]
+pub struct UnknownToken {
+    /// The token as written, e.g. `_DOCKER_BASE_`.
+    pub token: String,
+    /// 1-based line number.
+    pub line: usize,
+    /// Which template (path or name).
+    pub template: String,
+}
+
+fn is_word(c: u8) -> bool {
+    c.is_ascii_alphanumeric()
+}
+
+/// Length of a token-shaped word `_[A-Z][A-Z0-9]*(_[A-Z][A-Z0-9]*)*_` starting at `s[0]`, if any,
+/// that is not followed by a letter or digit.
+fn token_len(s: &[u8]) -> Option<usize> {
+    if s.first() != Some(&b'_') {
+        return None;
+    }
+    let mut i = 1;
+    let mut last_underscore = None;
+    while i < s.len() && (s[i].is_ascii_uppercase() || s[i].is_ascii_digit() || s[i] == b'_') {
+        if s[i] == b'_' {
+            last_underscore = Some(i);
+        }
+        i += 1;
+    }
+    if i < s.len() && is_word(s[i]) {
+        return None; // e.g. `_NS_x`: part of a longer word
+    }
+    let end = last_underscore? + 1;
+    if end != i || end < 3 || !s[1].is_ascii_uppercase() {
+        return None;
+    }
+    Some(end)
+}
+
+/// Substitute the four tokens in `template` in one pass. `values` maps token → replacement.
+///
+/// A token is recognised only where it stands alone: not preceded or followed by a letter or
+/// digit (so `FABRIC_CFG_PATH` holds no token). Errors with [`UnknownToken`] on any other
+/// token-shaped word.
+pub fn substitute(
+    template: &str,
+    values: &[(&str, String)],
+    template_name: &str,
+) -> Result<String, UnknownToken> {
+    let text = template.strip_prefix('\u{feff}').unwrap_or(template);
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut i = 0;
+    let mut copied = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'_' && (i == 0 || !is_word(bytes[i - 1])) {
+            if let Some(len) = token_len(&bytes[i..]) {
+                let tok = &text[i..i + len];
+                match values.iter().find(|(t, _)| *t == tok) {
+                    Some((_, v)) => {
+                        out.push_str(&text[copied..i]);
+                        out.push_str(v);
+                        i += len;
+                        copied = i;
+                        continue;
+                    }
+                    None => {
+                        return Err(UnknownToken {
+                            token: tok.to_string(),
+                            line: text[..i].matches('\n').count() + 1,
+                            template: template_name.to_string(),
+                        })
+                    }
+                }
+            }
+        }
+        i += 1;
+    }
+    out.push_str(&text[copied..]);
+    Ok(out)
+}
+
+/// Render a Fabric `Dockerfile.in` with the build variables and append the two `LABEL` lines of
+/// the Makefile rule (first line ends in ` \`, second starts with six spaces).
+pub fn render(
+    template: &str,
+    vars: &BuildVars,
+    template_name: &str,
+) -> Result<String, UnknownToken> {
+    let values: Vec<(&str, String)> = TOKENS
+        .iter()
+        .map(|(tok, var)| (*tok, vars.get(var).to_string()))
+        .collect();
+    let mut out = substitute(template, &values, template_name)?;
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    let label = vars.get("BASE_DOCKER_LABEL");
+    out.push_str(&format!(
+        "LABEL {label}.version={} \\\n      {label}.base.version={}\n",
+        vars.get("BASE_VERSION"),
+        vars.get("BASEIMAGE_RELEASE")
+    ));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{resolve, VarInputs};
+
+    fn vals() -> Vec<(&'static str, String)> {
+        vec![
+            ("_BASE_NS_", "base.example.com:5000/b".into()),
+            ("_BASE_TAG_", "amd64-0.4.22".into()),
+            ("_NS_", "acme".into()),
+            ("_TAG_", "amd64-1.4.12".into()),
+        ]
+    }
+
+    #[test]
+    fn ns_inside_base_ns_is_not_clobbered() {
+        let out = substitute(
+            "FROM _BASE_NS_/fabric-baseos:_BASE_TAG_\nFROM _NS_/fabric-buildenv:_TAG_\n",
+            &vals(),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "FROM base.example.com:5000/b/fabric-baseos:amd64-0.4.22\nFROM acme/fabric-buildenv:amd64-1.4.12\n"
+        );
+    }
+
+    #[test]
+    fn words_with_underscores_are_not_tokens() {
+        let t = "ENV FABRIC_CFG_PATH /etc/hyperledger/fabric\nRUN echo $FABRIC_CFG_PATH _NS_x\n";
+        assert_eq!(substitute(t, &vals(), "t").unwrap(), t);
+    }
+
+    #[test]
+    fn unknown_token_is_an_error_with_line() {
+        let e =
+            substitute("# hi\nFROM _DOCKER_BASE_\n", &vals(), "ccenv/Dockerfile.in").unwrap_err();
+        assert_eq!(e.token, "_DOCKER_BASE_");
+        assert_eq!(e.line, 2);
+        assert!(e.to_string().contains("ccenv/Dockerfile.in"));
+    }
+
+    #[test]
+    fn render_appends_labels_like_make() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("Makefile"),
+            "BASE_VERSION = 1.4.12\nBASEIMAGE_RELEASE = 0.4.22\n",
+        )
+        .unwrap();
+        let mut inputs = VarInputs::default();
+        inputs.flags.insert("ARCH".into(), "amd64".into());
+        let v = resolve(Some(d.path()), &inputs).unwrap();
+        // no trailing newline in the template: the label must still start on its own line
+        let out = render(
+            "\u{feff}FROM _BASE_NS_/fabric-baseos:_BASE_TAG_",
+            &v,
+            "peer",
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "FROM hyperledger/fabric-baseos:amd64-0.4.22\nLABEL org.hyperledger.fabric.version=1.4.12 \\\n      org.hyperledger.fabric.base.version=0.4.22\n"
+        );
+    }
+}
+
+/// Where a template came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateSource {
+    /// `--template FILE`.
+    Flag(std::path::PathBuf),
+    /// The tree's `images/<name>/Dockerfile.in`.
+    Tree(std::path::PathBuf),
+    /// imgforge's own `dockerfiles/<name>/Dockerfile.in` (built in).
+    Builtin(String),
+}
+
+impl std::fmt::Display for TemplateSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TemplateSource::Flag(p) => write!(f, "{} (--template)", p.display()),
+            TemplateSource::Tree(p) => write!(f, "{} (source tree)", p.display()),
+            TemplateSource::Builtin(n) => write!(f, "dockerfiles/{n}/Dockerfile.in (imgforge)"),
+        }
+    }
+}
+
+/// Choose and read the template for `template` (a spec's template name): `--template FILE`,
+/// else the tree's `images/<template>/Dockerfile.in` (unless `--builtin-template`), else
+/// imgforge's own.
+pub fn load_template<E: crate::engine::Engine>(
+    cx: &super::Cx<'_, E>,
+    template: &str,
+) -> Result<(String, TemplateSource), crate::error::Error> {
+    let step = format!("render/{template}");
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p)
+            .map_err(|e| crate::error::Error::io(&step, "read template", p, e))
+    };
+    if let Some(p) = &cx.options.template {
+        return Ok((read(p)?, TemplateSource::Flag(p.clone())));
+    }
+    if !cx.options.builtin_template {
+        if let Some(src) = &cx.vars.source {
+            let p = src.join("images").join(template).join("Dockerfile.in");
+            if p.is_file() {
+                return Ok((read(&p)?, TemplateSource::Tree(p)));
+            }
+        }
+    }
+    match crate::spec::builtin_template(template) {
+        Some(t) => Ok((t.to_string(), TemplateSource::Builtin(template.to_string()))),
+        None => Err(crate::error::Error::Input {
+            step,
+            message: format!("no template for {template}"),
+            hint: "pass --template FILE".into(),
+        }),
+    }
+}
+
+/// Lines of a template that need the network at build time (package managers), for a notice
+/// before the build fails on a machine without it.
+pub fn network_lines(template: &str) -> Vec<String> {
+    template
+        .lines()
+        .filter(|l| {
+            let l = l.trim_start();
+            l.starts_with("RUN")
+                && [
+                    "npm install",
+                    "apt-get install",
+                    "curl ",
+                    "wget ",
+                    "go get",
+                    "pip install",
+                    "apk add",
+                ]
+                .iter()
+                .any(|k| l.contains(k))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Render `$(BUILD_DIR)/image/<name>/Dockerfile` atomically; returns its path.
+pub fn render_dockerfile<E: crate::engine::Engine>(
+    cx: &super::Cx<'_, E>,
+    name: &str,
+    template: &str,
+) -> Result<std::path::PathBuf, crate::error::Error> {
+    let step = format!("render/{name}");
+    let (text, source) = load_template(cx, template)?;
+    let t = cx.start(&step, format!("{source}"));
+    for line in network_lines(&text) {
+        cx.reporter.event(&crate::event::Event::Notice {
+            step: step.clone(),
+            message: format!(
+                "the template runs `{}`, which needs network access during `docker build`; without it the build fails at that line (pass --builtin-template or --template FILE to use a template without it)",
+                line.trim()
+            ),
+        });
+    }
+    let rendered = render(&text, cx.vars, &source.to_string())?;
+    let dir = cx.build_dir().join("image").join(name);
+    super::mkdir_p(&step, &dir)?;
+    let dest = dir.join("Dockerfile");
+    crate::archive::write_atomic(&dest, |w| {
+        w.write_all(rendered.as_bytes())
+            .map_err(|e| crate::archive::ArchiveError::Io {
+                path: dest.clone(),
+                source: e,
+            })
+    })
+    .map_err(|e| crate::error::Error::archive(&step, e))?;
+    t.finish(dest.display().to_string());
+    Ok(dest)
+}

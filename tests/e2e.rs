@@ -1,0 +1,300 @@
+//! End-to-end tests on the real Docker engine: imgforge builds its own base images (factory,
+//! debootstrap), then peer / ccenv / orderer images from a fixture Fabric tree, and the tests
+//! run the built images and check what they print.
+
+use imgforge::engine::{Engine, EngineError};
+use imgforge::event::{Event, Recorder};
+use imgforge::steps::{BuildOptions, Cx};
+use imgforge::{pipeline, spec, Error};
+use imgforge_tests::*;
+use tokio_util::sync::CancellationToken;
+
+fn fake_chaintool(dir: &std::path::Path) -> std::path::PathBuf {
+    let p = dir.join("chaintool");
+    std::fs::write(
+        &p,
+        "#!/bin/sh\necho \"chaintool (imgforge test stand-in) $*\"\n",
+    )
+    .unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_image_runs_and_prints_injected_metadata() {
+    let Some(engine) = engine_or_skip("peer e2e").await else {
+        return;
+    };
+    ensure_base_images(&engine).await;
+    let _serial = serial().await;
+    let tree = FixtureTree::new(|_| {});
+    let vars = tree.vars(&[]);
+    let sha = tree.short_head();
+    assert_eq!(vars.get("EXTRA_VERSION"), sha);
+    let opts = BuildOptions::default();
+    let rec = Recorder::default();
+    let cancel = CancellationToken::new();
+    let cx = Cx {
+        vars: &vars,
+        options: &opts,
+        engine: &engine,
+        reporter: &rec,
+        cancel: &cancel,
+    };
+    let built = pipeline::build(&cx, &spec::image_spec("peer").unwrap())
+        .await
+        .unwrap();
+
+    let tag = format!("amd64-1.4.12-snapshot-{sha}");
+    let main_ref = format!("{TEST_NS}/fabric-peer:{tag}");
+    // the five tags of Fabric v1.4.8+ all point at the built image
+    for t in [tag.as_str(), "amd64-latest", "1.4.12", "1.4", "latest"] {
+        let r = format!("{TEST_NS}/fabric-peer:{t}");
+        let info = engine
+            .inspect_image(&r)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{r} missing"));
+        assert_eq!(info.id, built.id, "{r}");
+    }
+    let version = docker_run(&main_ref, &["peer", "version"]);
+    for want in [
+        "Version: 1.4.12".to_string(),
+        format!("Commit SHA: {sha}"),
+        "Base Image Version: 0.4.22".into(),
+        format!("Base Docker Namespace: {TEST_NS}"),
+        format!("Docker Namespace: {TEST_NS}"),
+        "Base Docker Label: org.hyperledger.fabric".into(),
+    ] {
+        assert!(
+            version.contains(&want),
+            "peer version lacks {want:?}:\n{version}"
+        );
+    }
+    let cfg = docker_run(
+        &main_ref,
+        &[
+            "sh",
+            "-c",
+            "cd /etc/hyperledger/fabric && find . -type f | sort",
+        ],
+    );
+    for f in [
+        "./core.yaml",
+        "./orderer.yaml",
+        "./configtx.yaml",
+        "./msp/signcerts/peer.pem",
+        "./msp/keystore/key.pem",
+    ] {
+        assert!(
+            cfg.lines().any(|l| l == f),
+            "{f} not in /etc/hyperledger/fabric:\n{cfg}"
+        );
+    }
+    // the image's labels are the two LABEL lines of the Makefile rule
+    let info = engine.inspect_image(&main_ref).await.unwrap().unwrap();
+    assert_eq!(
+        info.labels
+            .get("org.hyperledger.fabric.version")
+            .map(String::as_str),
+        Some("1.4.12")
+    );
+    assert_eq!(
+        info.labels
+            .get("org.hyperledger.fabric.base.version")
+            .map(String::as_str),
+        Some("0.4.22")
+    );
+    // the tree's own template was used
+    let dockerfile = std::fs::read_to_string(&built.dockerfile).unwrap();
+    assert!(
+        dockerfile.starts_with("# fabric-mini template for peer"),
+        "{dockerfile}"
+    );
+    assert!(dockerfile.contains(&format!("FROM {TEST_NS}/fabric-baseos:amd64-0.4.22")));
+    // payload holds exactly the two files
+    let mut files: Vec<_> = std::fs::read_dir(&built.payload)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["peer", "sampleconfig.tar.bz2"]);
+    // compile reported and ran in the baseimage
+    assert!(rec
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::StepFinished { step, .. } if step == "compile/peer")));
+    assert!(
+        managed_containers().is_empty(),
+        "containers left: {:?}",
+        managed_containers()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ccenv_image_has_shim_tree_and_tools() {
+    let Some(engine) = engine_or_skip("ccenv e2e").await else {
+        return;
+    };
+    ensure_base_images(&engine).await;
+    let _serial = serial().await;
+    let tree = FixtureTree::new(|_| {});
+    let vars = tree.vars(&[]);
+    let tools = tempfile::tempdir().unwrap();
+    let opts = BuildOptions {
+        chaintool: Some(fake_chaintool(tools.path())),
+        ..Default::default()
+    };
+    let rec = Recorder::default();
+    let cancel = CancellationToken::new();
+    let cx = Cx {
+        vars: &vars,
+        options: &opts,
+        engine: &engine,
+        reporter: &rec,
+        cancel: &cancel,
+    };
+    let built = pipeline::build(&cx, &spec::image_spec("ccenv").unwrap())
+        .await
+        .unwrap();
+    let r = &built.references[0];
+    let out = docker_run(
+        r,
+        &["sh", "-c", "cd $GOPATH/src && find github.com -type f | sort && which protoc-gen-go chaintool && protoc-gen-go && chaintool x && ls -d /chaincode/input /chaincode/output"],
+    );
+    for want in [
+        "github.com/hyperledger/fabric/core/chaincode/shim/shim.go",
+        "github.com/hyperledger/fabric/core/chaincode/shim/shim_test.go",
+        "github.com/hyperledger/fabric/core/chaincode/shim/ext/attr/attr.go",
+        "github.com/hyperledger/fabric/common/metadata/metadata.go",
+        "github.com/hyperledger/fabric/vendor/github.com/example/greet/greet.go",
+        "github.com/hyperledger/fabric/vendor/github.com/example/greet/internal/words/words.go",
+        "/usr/local/bin/protoc-gen-go",
+        "/usr/local/bin/chaintool",
+        "protoc-gen-go (imgforge fixture)",
+        "chaintool (imgforge test stand-in) x",
+        "/chaincode/output",
+    ] {
+        assert!(out.contains(want), "ccenv lacks {want:?}:\n{out}");
+    }
+    // goshim holds sources only: not testdata's .txt, not peer/ (not a shim dependency)
+    assert!(!out.contains("readme.txt"), "{out}");
+    assert!(!out.contains("fabric/peer/"), "{out}");
+    // a Go program importing the shim compiles inside ccenv, as chaincode builds do
+    let cc = docker_run(
+        r,
+        &["sh", "-c", "mkdir -p /tmp/cc/src/cc && printf 'package main\\nimport (\"fmt\"; \"github.com/hyperledger/fabric/core/chaincode/shim\")\\nfunc main() { fmt.Println(shim.Name) }\\n' > /tmp/cc/src/cc/main.go && cd /tmp/cc/src/cc && GO111MODULE=off GOPATH=/tmp/cc:$GOPATH GOCACHE=/tmp/gocache go build -o /tmp/cc/bin . && echo built-ok"],
+    );
+    assert!(cc.contains("built-ok"), "{cc}");
+    for t in ["amd64-latest", "1.4.12", "1.4", "latest"] {
+        assert!(engine
+            .inspect_image(&format!("{TEST_NS}/fabric-ccenv:{t}"))
+            .await
+            .unwrap()
+            .is_some());
+    }
+    assert!(managed_containers().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compile_failure_reports_compiler_output_and_leaves_no_container() {
+    let Some(engine) = engine_or_skip("compile failure e2e").await else {
+        return;
+    };
+    ensure_base_images(&engine).await;
+    let _serial = serial().await;
+    let tree = FixtureTree::new(|root| {
+        std::fs::write(
+            root.join("orderer/broken.go"),
+            "package main\n\nfunc broken() { undefinedThing() }\n",
+        )
+        .unwrap();
+    });
+    let vars = tree.vars(&[("BUILD_DIR", "out")]);
+    let opts = BuildOptions::default();
+    let rec = Recorder::default();
+    let cancel = CancellationToken::new();
+    let cx = Cx {
+        vars: &vars,
+        options: &opts,
+        engine: &engine,
+        reporter: &rec,
+        cancel: &cancel,
+    };
+    let err = pipeline::build(&cx, &spec::image_spec("orderer").unwrap())
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Engine {
+            step,
+            source:
+                EngineError::ContainerExit {
+                    code,
+                    log_tail,
+                    cmd,
+                    ..
+                },
+        } => {
+            assert_eq!(step, "compile/orderer");
+            assert_ne!(*code, 0);
+            assert!(
+                log_tail.iter().any(|l| l.contains("undefinedThing")),
+                "{log_tail:?}"
+            );
+            assert!(cmd.starts_with("go install"), "{cmd}");
+        }
+        other => panic!("unexpected error: {other}"),
+    }
+    assert_eq!(err.exit_code(), 1);
+    // nothing half-built: no payload directory, no image
+    assert!(!tree.root.join("out/image/orderer/payload").exists());
+    assert!(managed_containers().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_during_compile_removes_the_container() {
+    let Some(engine) = engine_or_skip("cancel e2e").await else {
+        return;
+    };
+    ensure_base_images(&engine).await;
+    let _serial = serial().await;
+    let tree = FixtureTree::new(|root| {
+        // a package whose build takes long enough to be interrupted: cgo with a slow "compiler"
+        std::fs::write(root.join("peer/slow.go"), "package main\n\n// #cgo CFLAGS: -DSLOW\n// int slow(void) { return 1; }\nimport \"C\"\n\nvar _ = C.slow\n").unwrap();
+    });
+    let vars = tree.vars(&[("BUILD_DIR", "out"), ("GO_TAGS", "cancelme")]);
+    let opts = BuildOptions::default();
+    let rec = Recorder::default();
+    let cancel = CancellationToken::new();
+    let c2 = cancel.clone();
+    tokio::spawn(async move {
+        // cancel as soon as the compile container exists
+        for _ in 0..600 {
+            if !managed_containers().is_empty() {
+                c2.cancel();
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    });
+    let cx = Cx {
+        vars: &vars,
+        options: &opts,
+        engine: &engine,
+        reporter: &rec,
+        cancel: &cancel,
+    };
+    let r = pipeline::build(&cx, &spec::image_spec("peer").unwrap()).await;
+    assert!(
+        cancel.is_cancelled(),
+        "the compile container never showed up"
+    );
+    match r {
+        Err(Error::Cancelled) => {}
+        other => panic!("expected Cancelled, got {other:?}"),
+    }
+    assert!(
+        managed_containers().is_empty(),
+        "containers left after cancel: {:?}",
+        managed_containers()
+    );
+}
