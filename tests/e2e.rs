@@ -182,7 +182,7 @@ async fn ccenv_image_has_shim_tree_and_tools() {
     // a Go program importing the shim compiles inside ccenv, as chaincode builds do
     let cc = docker_run(
         r,
-        &["sh", "-c", "mkdir -p /tmp/cc/src/cc && printf 'package main\\nimport (\"fmt\"; \"github.com/hyperledger/fabric/core/chaincode/shim\")\\nfunc main() { fmt.Println(shim.Name) }\\n' > /tmp/cc/src/cc/main.go && cd /tmp/cc/src/cc && GO111MODULE=off GOPATH=/tmp/cc:$GOPATH GOCACHE=/tmp/gocache go build -o /tmp/cc/bin . && echo built-ok"],
+        &["sh", "-c", "mkdir -p /tmp/cc/src/cc && printf 'package main\\nimport (\"fmt\"; \"github.com/hyperledger/fabric/core/chaincode/shim\")\\nfunc main() { fmt.Println(shim.Banner(\"cc\")) }\\n' > /tmp/cc/src/cc/main.go && cd /tmp/cc/src/cc && GO111MODULE=off GOPATH=/tmp/cc:$GOPATH GOCACHE=/tmp/gocache go build -o /tmp/cc/bin . && echo built-ok"],
     );
     assert!(cc.contains("built-ok"), "{cc}");
     for t in ["amd64-latest", "1.4.12", "1.4", "latest"] {
@@ -297,4 +297,53 @@ async fn cancel_during_compile_removes_the_container() {
         "containers left after cancel: {:?}",
         managed_containers()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_of_dead_imgforge_processes_are_swept_on_connect() {
+    let Some(engine) = engine_or_skip("sweep e2e").await else {
+        return;
+    };
+    ensure_base_images(&engine).await;
+    let _serial = serial().await;
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
+    // pid 2^22+1 is above Linux's pid_max limit: no such process can exist
+    let dead = format!("org.imgforge.session={host}:4194305:1");
+    let id = sh(std::process::Command::new("docker").args([
+        "create",
+        "--label",
+        "org.imgforge.managed=true",
+        "--label",
+        &dead,
+        &format!("{TEST_NS}/fabric-baseos:amd64-0.4.22"),
+        "true",
+    ]));
+    let id = id.trim();
+    // a live process's container must stay
+    let live = format!("org.imgforge.session={host}:{}:1", std::process::id());
+    let keep = sh(std::process::Command::new("docker").args([
+        "create",
+        "--label",
+        "org.imgforge.managed=true",
+        "--label",
+        &live,
+        &format!("{TEST_NS}/fabric-baseos:amd64-0.4.22"),
+        "true",
+    ]));
+    let keep = keep.trim();
+    let lazy = imgforge::engine::docker::LazyDockerEngine::new();
+    lazy.get().await.unwrap();
+    let left = managed_containers();
+    assert!(
+        !left.iter().any(|c| id.starts_with(c.as_str())),
+        "orphan {id} not swept: {left:?}"
+    );
+    assert!(
+        left.iter().any(|c| keep.starts_with(c.as_str())),
+        "live container {keep} was removed"
+    );
+    sh(std::process::Command::new("docker").args(["rm", "-f", keep]));
 }

@@ -12,13 +12,13 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Print events as JSON lines on stdout instead of progress.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
     /// Show every line of child output (compiler, docker build) even on a terminal.
-    #[arg(short, long)]
+    #[arg(short, long, global = true)]
     pub verbose: bool,
     /// Show only errors.
-    #[arg(short, long)]
+    #[arg(short, long, global = true)]
     pub quiet: bool,
 }
 

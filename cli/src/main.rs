@@ -228,8 +228,17 @@ async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Re
             vars,
             assignments,
         } => {
-            let v = vars_for(vars, assignments, true)?;
-            if let Some(n) = name {
+            // `imgforge config DOCKER_NS=acme` is an assignment, not a name to print
+            let mut assignments = assignments.clone();
+            let name = match name {
+                Some(n) if n.contains('=') => {
+                    assignments.insert(0, n.clone());
+                    None
+                }
+                other => other.clone(),
+            };
+            let v = vars_for(vars, &assignments, true)?;
+            if let Some(n) = &name {
                 let var = v.var(n).ok_or_else(|| {
                     Error::Config(imgforge::config::ConfigError::UnknownVariable {
                         name: n.clone(),

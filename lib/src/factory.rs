@@ -17,7 +17,7 @@
 
 use crate::archive::{write_rootfs_archive, ArchiveOptions, HashingWriter};
 use crate::config::BuildVars;
-use crate::engine::{Engine, ImportSpec, RunSpec, LABEL_CONTENT_KEY, LABEL_MANAGED};
+use crate::engine::{Engine, ImportSpec, RunSpec, LABEL_CONTENT_KEY, LABEL_MANAGED, LABEL_STEP};
 use crate::error::Error;
 use crate::event::{Event, Reporter};
 use crate::spec::{expand_tag, BaseSpec};
@@ -95,6 +95,7 @@ pub fn changes(spec: &BaseSpec, vars: &BuildVars) -> Vec<String> {
         vars.get("BASEIMAGE_RELEASE")
     ));
     c.push(format!("LABEL {LABEL_MANAGED}=true"));
+    c.push(format!("LABEL {LABEL_STEP}={}", step_of(spec)));
     c
 }
 
@@ -338,7 +339,13 @@ pub async fn build_base<E: Engine>(
         .images_with_label(LABEL_CONTENT_KEY, &key)
         .await
         .map_err(|e| Error::engine(&step, e))?;
-    if let Some(img) = existing.first() {
+    // Images built FROM this one inherit its labels; only the imported image itself carries
+    // this step label (a child built by imgforge overrides it).
+    let step_label = step_of(spec);
+    if let Some(img) = existing
+        .iter()
+        .find(|i| i.labels.get(LABEL_STEP) == Some(&step_label))
+    {
         if !img.repo_tags.iter().any(|r| r == &reference) {
             engine
                 .tag(&img.id, &repository, &tag)

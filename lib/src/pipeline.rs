@@ -65,9 +65,37 @@ pub async fn prepare<E: Engine>(
     Ok((dockerfile, dir))
 }
 
+/// Check the inputs that need no engine before any work starts, so a missing chaintool is
+/// reported at once and not after minutes of compiling.
+pub fn preflight<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Result<(), Error> {
+    let needs_chaintool = spec
+        .payload
+        .iter()
+        .any(|p| p.source == PayloadSource::Chaintool);
+    if needs_chaintool && cx.options.chaintool.is_none() && cx.vars.get("CHAINTOOL_URL").is_empty()
+    {
+        return Err(Error::Input {
+            step: "chaintool".into(),
+            message: format!("{} needs chaintool, and neither --chaintool nor CHAINTOOL_URL is set", spec.image),
+            hint: "pass --chaintool PATH (a chaintool program or the fabric-chaintool-1.1.3.jar you have), or set CHAINTOOL_URL to where it can be downloaded".into(),
+        });
+    }
+    if let Some(p) = &cx.options.chaintool {
+        if !p.is_file() {
+            return Err(Error::Input {
+                step: "chaintool".into(),
+                message: format!("--chaintool {} is not a file", p.display()),
+                hint: "pass the path of a chaintool program".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Build one Fabric image: everything `make <name>-docker` does.
 pub async fn build<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Result<BuiltImage, Error> {
-    // Check the FROM image first: no point compiling for minutes to fail at the end.
+    // Check inputs and the FROM image first: no point compiling for minutes to fail at the end.
+    preflight(cx, spec)?;
     cx.require_base(&format!("image/{}", spec.image), &spec.base)
         .await?;
     let (dockerfile, payload) = prepare(cx, spec).await?;

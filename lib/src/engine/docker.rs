@@ -39,6 +39,12 @@ pub struct DockerEngine {
     session: String,
 }
 
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 fn docker_host() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
 }
@@ -216,7 +222,8 @@ impl DockerEngine {
             .await
             .map_err(|e| unreachable(&host, e))?;
         let session = format!(
-            "{}-{}",
+            "{}:{}:{}",
+            hostname(),
             std::process::id(),
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -228,6 +235,47 @@ impl DockerEngine {
             host,
             session,
         })
+    }
+
+    /// Remove containers left by imgforge processes of this host that no longer run (killed
+    /// with SIGKILL, machine crash): their session label names this host and a dead pid.
+    /// Returns the IDs removed.
+    pub async fn sweep_orphans(&self) -> Result<Vec<String>, EngineError> {
+        let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_MANAGED}=true")])]);
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| api("list containers", e))?;
+        let host = hostname();
+        let mut removed = Vec::new();
+        for c in list {
+            let (Some(id), Some(labels)) = (c.id, c.labels) else {
+                continue;
+            };
+            let Some(session) = labels.get(LABEL_SESSION) else {
+                continue;
+            };
+            let mut parts = session.split(':');
+            let (Some(h), Some(pid)) = (
+                parts.next(),
+                parts.next().and_then(|p| p.parse::<i32>().ok()),
+            ) else {
+                continue;
+            };
+            // SAFETY: kill with signal 0 only checks whether the process exists.
+            let alive = unsafe { libc::kill(pid, 0) } == 0
+                || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+            if h == host && !alive {
+                self.force_remove(&id).await;
+                removed.push(id);
+            }
+        }
+        Ok(removed)
     }
 
     /// The daemon address in use.
@@ -749,7 +797,14 @@ impl LazyDockerEngine {
 
     /// Connect now (or return the existing connection).
     pub async fn get(&self) -> Result<&DockerEngine, EngineError> {
-        self.cell.get_or_try_init(DockerEngine::connect).await
+        self.cell
+            .get_or_try_init(|| async {
+                let e = DockerEngine::connect().await?;
+                // Best effort: an old daemon or a permission problem must not stop the build.
+                let _ = e.sweep_orphans().await;
+                Ok(e)
+            })
+            .await
     }
 }
 

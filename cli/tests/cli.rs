@@ -1,0 +1,233 @@
+//! The `imgforge` binary as a user runs it: arguments, variables, errors and exit codes.
+//! These tests need no Docker engine (the ones that talk to one point DOCKER_HOST at a socket
+//! that does not exist).
+
+use imgforge_tests::FixtureTree;
+use std::process::{Command, Output};
+
+fn imgforge(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_imgforge"));
+    c.args(args);
+    for v in [
+        "DOCKER_NS",
+        "BASE_DOCKER_NS",
+        "DOCKER_TAG",
+        "ARCH",
+        "EXTRA_VERSION",
+        "BASE_VERSION",
+        "SOURCE_DATE_EPOCH",
+    ] {
+        c.env_remove(v);
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}
+
+#[test]
+fn config_shows_values_and_origins_with_precedence() {
+    let t = FixtureTree::new(|_| {});
+    let src = t.root.to_str().unwrap();
+    let o = imgforge(
+        &["config", "--source", src, "DOCKER_NS=flagns"],
+        &[("DOCKER_NS", "envns"), ("ARCH", "arm64")],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing:\n{out}"))
+            .to_string()
+    };
+    assert!(line("DOCKER_NS").contains("flagns") && line("DOCKER_NS").contains("(flag)"));
+    assert!(line("ARCH").contains("arm64") && line("ARCH").contains("(env)"));
+    assert!(line("BASE_VERSION").contains("1.4.12") && line("BASE_VERSION").contains("(Makefile)"));
+    let sha = t.short_head();
+    assert!(line("EXTRA_VERSION").contains(&sha) && line("EXTRA_VERSION").contains("(git)"));
+    assert!(line("DOCKER_TAG").contains(&format!("arm64-1.4.12-snapshot-{sha}")));
+    // one value
+    let o = imgforge(
+        &[
+            "config",
+            "DOCKER_TAG",
+            "--source",
+            src,
+            "--extra-version",
+            "abc",
+        ],
+        &[("ARCH", "amd64")],
+    );
+    assert_eq!(text(&o).0.trim(), "amd64-1.4.12-snapshot-abc");
+}
+
+#[test]
+fn list_prints_what_make_docker_list_prints() {
+    let t = FixtureTree::new(|_| {});
+    let o = imgforge(
+        &[
+            "list",
+            "--source",
+            t.root.to_str().unwrap(),
+            "EXTRA_VERSION=56c2b126e",
+            "ARCH=amd64",
+        ],
+        &[],
+    );
+    assert_eq!(
+        text(&o).0,
+        "hyperledger/fabric-peer:amd64-1.4.12-snapshot-56c2b126e\nhyperledger/fabric-orderer:amd64-1.4.12-snapshot-56c2b126e\nhyperledger/fabric-ccenv:amd64-1.4.12-snapshot-56c2b126e\nhyperledger/fabric-buildenv:amd64-1.4.12-snapshot-56c2b126e\n"
+    );
+}
+
+#[test]
+fn render_uses_tree_template_then_ours_then_flag() {
+    let t = FixtureTree::new(|_| {});
+    let src = t.root.to_str().unwrap();
+    let o = imgforge(
+        &[
+            "render",
+            "peer",
+            "--source",
+            src,
+            "BASE_DOCKER_NS=registry.example.com:5000/base",
+            "ARCH=amd64",
+        ],
+        &[],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(out.starts_with("# fabric-mini template for peer"), "{out}");
+    assert!(
+        out.contains("FROM registry.example.com:5000/base/fabric-baseos:amd64-0.4.22\n"),
+        "{out}"
+    );
+    assert!(out.ends_with("LABEL org.hyperledger.fabric.version=1.4.12 \\\n      org.hyperledger.fabric.base.version=0.4.22\n"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(t.root.join("build/image/peer/Dockerfile")).unwrap(),
+        out
+    );
+    let o = imgforge(
+        &["render", "peer", "--source", src, "--builtin-template"],
+        &[],
+    );
+    assert!(!text(&o).0.contains("fabric-mini template"));
+    // a template with an unknown token: exit 2, the token and the line named
+    let bad = t.tmp.path().join("bad.in");
+    std::fs::write(&bad, "FROM _BASE_NS_/x\nFROM _DOCKER_BASE_\n").unwrap();
+    let o = imgforge(
+        &[
+            "render",
+            "peer",
+            "--source",
+            src,
+            "--template",
+            bad.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("unknown token _DOCKER_BASE_ at line 2"),
+        "{err}"
+    );
+    assert!(err.contains("hint:"), "{err}");
+}
+
+#[test]
+fn bad_input_is_named_with_a_hint_and_exit_2() {
+    let t = FixtureTree::new(|_| {});
+    let src = t.root.to_str().unwrap();
+    let o = imgforge(&["peer", "--source", src, "DOCKER_NS=Acme"], &[]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("DOCKER_NS=\"Acme\""), "{err}");
+    assert!(err.contains("lowercase"), "{err}");
+    assert!(err.contains("hint: use \"acme\""), "{err}");
+    let o = imgforge(&["peer", "--source", "/nonexistent/fabric"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("/nonexistent/fabric"));
+    let o = imgforge(&["peer", "--source", src, "NOTAVAR=1"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("unknown variable NOTAVAR"));
+    let o = imgforge(&["peer", "--source", src, "oops"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("expected NAME=VALUE"));
+    let o = imgforge(
+        &["peer", "--source", src],
+        &[("SOURCE_DATE_EPOCH", "yesterday")],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("SOURCE_DATE_EPOCH"));
+}
+
+#[test]
+fn unreachable_engine_names_the_host() {
+    let t = FixtureTree::new(|_| {});
+    let o = imgforge(
+        &["peer", "--source", t.root.to_str().unwrap()],
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+    );
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot connect to the Docker daemon at unix:///nonexistent/docker.sock"),
+        "{err}"
+    );
+    assert!(err.contains("hint:"), "{err}");
+    // nothing was half-written
+    assert!(!t.root.join("build/image/peer/payload").exists());
+}
+
+#[test]
+fn chaintool_missing_says_how_to_provide_it_before_any_work() {
+    let t = FixtureTree::new(|_| {});
+    let o = imgforge(
+        &["ccenv", "--source", t.root.to_str().unwrap()],
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+    );
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("neither --chaintool nor CHAINTOOL_URL"),
+        "{err}"
+    );
+    assert!(err.contains("hint: pass --chaintool PATH"), "{err}");
+}
+
+#[test]
+fn json_events_are_one_object_per_line() {
+    let t = FixtureTree::new(|_| {});
+    let o = imgforge(
+        &[
+            "render",
+            "orderer",
+            "--json",
+            "--source",
+            t.root.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .take_while(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert!(events.len() >= 2, "{out}");
+    assert_eq!(events[0]["event"], "step_started");
+    assert_eq!(events[0]["step"], "render/orderer");
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "step_finished" && e["elapsed_ms"].is_u64()));
+}
