@@ -1,6 +1,8 @@
 //! `imgforge`: the command-line front end. Parses arguments, resolves variables, runs the
 //! library, renders events and errors. All the work is in the `imgforge` library.
 
+#![allow(clippy::result_large_err)] // see lib.rs: errors are returned once per run
+
 mod args;
 mod report;
 

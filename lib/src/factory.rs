@@ -17,7 +17,9 @@
 
 use crate::archive::{write_rootfs_archive, ArchiveOptions, HashingWriter};
 use crate::config::BuildVars;
-use crate::engine::{Engine, ImportSpec, RunSpec, LABEL_CONTENT_KEY, LABEL_MANAGED, LABEL_STEP};
+use crate::engine::{
+    Engine, ImportSpec, LayerProducer, RunSpec, LABEL_CONTENT_KEY, LABEL_MANAGED, LABEL_STEP,
+};
 use crate::error::Error;
 use crate::event::{Event, Reporter};
 use crate::spec::{expand_tag, BaseSpec};
@@ -381,31 +383,30 @@ pub async fn build_base<E: Engine>(
         (_, d) => d,
     };
     let skipped = Arc::new(Mutex::new(Vec::<String>::new()));
-    let producer: Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send> =
-        match (&opts.rootfs, dir) {
-            (RootfsInput::Tar(t), _) => {
-                let t = t.clone();
-                Box::new(move |w: &mut dyn Write| {
-                    let mut f = std::fs::File::open(&t)?;
-                    std::io::copy(&mut f, w).map(|_| ())
+    let producer: LayerProducer = match (&opts.rootfs, dir) {
+        (RootfsInput::Tar(t), _) => {
+            let t = t.clone();
+            Box::new(move |w: &mut dyn Write| {
+                let mut f = std::fs::File::open(&t)?;
+                std::io::copy(&mut f, w).map(|_| ())
+            })
+        }
+        (_, Some(d)) => {
+            let skipped = skipped.clone();
+            let mtime = opts.mtime;
+            Box::new(move |w: &mut dyn Write| {
+                write_rootfs_archive(&d, w, &ArchiveOptions { mtime }, &mut |p, kind| {
+                    skipped
+                        .lock()
+                        .expect("lock")
+                        .push(format!("{} ({kind})", p.display()));
                 })
-            }
-            (_, Some(d)) => {
-                let skipped = skipped.clone();
-                let mtime = opts.mtime;
-                Box::new(move |w: &mut dyn Write| {
-                    write_rootfs_archive(&d, w, &ArchiveOptions { mtime }, &mut |p, kind| {
-                        skipped
-                            .lock()
-                            .expect("lock")
-                            .push(format!("{} ({kind})", p.display()));
-                    })
-                    .map(|_| ())
-                    .map_err(|e| std::io::Error::other(e.to_string()))
-                })
-            }
-            (_, None) => unreachable!("a directory is known for Dir and Debootstrap inputs"),
-        };
+                .map(|_| ())
+                .map_err(|e| std::io::Error::other(e.to_string()))
+            })
+        }
+        (_, None) => unreachable!("a directory is known for Dir and Debootstrap inputs"),
+    };
     let mut all_changes = changes.clone();
     all_changes.push(format!("LABEL {LABEL_CONTENT_KEY}={key}"));
     let started = std::time::Instant::now();

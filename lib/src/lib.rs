@@ -17,6 +17,9 @@
 //! as [`event::Event`]s to a [`event::Reporter`].
 
 #![deny(missing_docs)]
+// Errors carry the names, values and log tails a user needs; they are returned once per build,
+// so their size does not matter.
+#![allow(clippy::result_large_err)]
 
 pub mod archive;
 pub mod config;

@@ -95,6 +95,26 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
     )
 }
 
+/// Remove terminal colour sequences (`ESC [ … m`) that the classic builder puts around a
+/// step's stderr, so logs and error messages stay plain text.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Collects text into lines, keeping the last [`TAIL_LINES`].
 #[derive(Default)]
 struct LineSplitter {
@@ -109,7 +129,7 @@ impl LineSplitter {
         let mut lines = Vec::new();
         while let Some(pos) = self.partial.find('\n') {
             let line: String = self.partial.drain(..=pos).collect();
-            let line = line.trim_end_matches(['\n', '\r']).to_string();
+            let line = strip_ansi(line.trim_end_matches(['\n', '\r']));
             self.keep(&line);
             lines.push(line);
         }
@@ -765,6 +785,15 @@ mod tests {
         let total: usize = chunks.iter().map(|c| c.as_ref().unwrap().len()).sum();
         assert_eq!(total, 10_000_000);
         handle.await.unwrap().unwrap();
+    }
+
+    #[test]
+    fn colour_sequences_are_removed_from_lines() {
+        let mut s = LineSplitter::default();
+        assert_eq!(
+            s.feed("\u{1b}[91m/bin/sh: 1: npm: not found\n\u{1b}[0mRemoving\n"),
+            vec!["/bin/sh: 1: npm: not found", "Removing"]
+        );
     }
 
     #[test]

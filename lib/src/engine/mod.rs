@@ -65,6 +65,9 @@ pub struct BuildSpec {
     pub labels: BTreeMap<String, String>,
 }
 
+/// Writes an uncompressed layer tar into the given writer; runs on a blocking thread.
+pub type LayerProducer = Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send>;
+
 /// An image import from a root filesystem tar stream (`docker import`).
 pub struct ImportSpec {
     /// Step that imports it.
@@ -76,7 +79,7 @@ pub struct ImportSpec {
     /// Dockerfile instructions applied to the config (`ENV …`, `WORKDIR …`, `LABEL …`, `CMD …`).
     pub changes: Vec<String>,
     /// Writes the uncompressed layer tar; runs on a blocking thread while the upload streams.
-    pub producer: Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send>,
+    pub producer: LayerProducer,
 }
 
 /// What imgforge needs to know about an image in the engine.

@@ -4,11 +4,11 @@
 //!
 //! ```make
 //! $(BUILD_DIR)/sampleconfig.tar.bz2: $(shell find sampleconfig -type f)
-//! 	(cd sampleconfig && tar -jc *) > $@
+//!     (cd sampleconfig && tar -jc *) > $@
 //! $(BUILD_DIR)/goshim.tar.bz2: $(GOSHIM_DEPS)     # GOSHIM_DEPS = scripts/goListFiles.sh …/core/chaincode/shim
-//! 	tar -jhc -C $(GOPATH)/src $(patsubst $(GOPATH)/src/%,%,$(GOSHIM_DEPS)) > $@
+//!     tar -jhc -C $(GOPATH)/src $(patsubst $(GOPATH)/src/%,%,$(GOSHIM_DEPS)) > $@
 //! $(BUILD_DIR)/gotools.tar.bz2: $(BUILD_DIR)/docker/gotools
-//! 	(cd $</bin && tar -jc *) > $@
+//!     (cd $</bin && tar -jc *) > $@
 //! ```
 //!
 //! | output | input |
