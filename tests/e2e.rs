@@ -347,3 +347,180 @@ async fn containers_of_dead_imgforge_processes_are_swept_on_connect() {
     );
     sh(std::process::Command::new("docker").args(["rm", "-f", keep]));
 }
+
+fn fresh_or_reason(steps: &[(String, imgforge::fingerprint::Freshness)], id: &str) -> String {
+    match &steps
+        .iter()
+        .find(|(s, _)| s == id)
+        .unwrap_or_else(|| panic!("no step {id}"))
+        .1
+    {
+        imgforge::fingerprint::Freshness::Fresh => "fresh".into(),
+        imgforge::fingerprint::Freshness::Stale { reason } => reason.to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuild_is_a_noop_and_changes_are_explained() {
+    let Some(engine) = engine_or_skip("freshness e2e").await else {
+        return;
+    };
+    ensure_base_images(&engine).await;
+    let _serial = serial().await;
+    let tree = FixtureTree::new(|_| {});
+    let opts = BuildOptions::default();
+    let cancel = CancellationToken::new();
+    let spec = spec::image_spec("peer").unwrap();
+    let vars = tree.vars(&[]);
+    let first = {
+        let rec = Recorder::default();
+        let cx = Cx {
+            vars: &vars,
+            options: &opts,
+            engine: &engine,
+            reporter: &rec,
+            cancel: &cancel,
+        };
+        pipeline::build(&cx, &spec).await.unwrap()
+    };
+    assert_eq!(first.ran.len(), 5, "{:?}", first.ran);
+
+    // P2: everything fresh, nothing started, same image
+    let rec = Recorder::default();
+    let cx = Cx {
+        vars: &vars,
+        options: &opts,
+        engine: &engine,
+        reporter: &rec,
+        cancel: &cancel,
+    };
+    let again = pipeline::build(&cx, &spec).await.unwrap();
+    assert!(again.ran.is_empty(), "a no-op rebuild ran {:?}", again.ran);
+    assert_eq!(again.id, first.id);
+    assert!(!rec
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::StepStarted { .. })));
+    let plan = pipeline::explain(&cx, &spec).await.unwrap();
+    assert!(
+        plan.iter()
+            .all(|(_, f)| *f == imgforge::fingerprint::Freshness::Fresh),
+        "{plan:?}"
+    );
+
+    // P5: a change under peer/ reruns only compile, payload and image, and says why
+    let main = tree.root.join("peer/main.go");
+    let text = std::fs::read_to_string(&main).unwrap();
+    std::fs::write(&main, text.replacen("peer:", "peer (changed):", 1)).unwrap();
+    let plan = pipeline::explain(&cx, &spec).await.unwrap();
+    assert_eq!(
+        fresh_or_reason(&plan, "compile/peer"),
+        "the file `peer/main.go` changed"
+    );
+    assert_eq!(fresh_or_reason(&plan, "render/peer"), "fresh");
+    assert_eq!(
+        fresh_or_reason(&plan, "archives/sampleconfig.tar.bz2"),
+        "fresh"
+    );
+    assert_eq!(
+        fresh_or_reason(&plan, "payload/peer"),
+        "compile/peer will run first"
+    );
+    let rebuilt = pipeline::build(&cx, &spec).await.unwrap();
+    assert_eq!(rebuilt.ran, ["compile/peer", "payload/peer", "image/peer"]);
+    assert!(docker_run(&rebuilt.references[0], &["peer", "version"]).starts_with("peer (changed):"));
+
+    // a variable change is named with old and new values
+    let acme = tree.vars(&[("DOCKER_NS", "imgforgetestacme")]);
+    let cx2 = Cx {
+        vars: &acme,
+        options: &opts,
+        engine: &engine,
+        reporter: &rec,
+        cancel: &cancel,
+    };
+    let plan = pipeline::explain(&cx2, &spec).await.unwrap();
+    assert_eq!(
+        fresh_or_reason(&plan, "render/peer"),
+        "DOCKER_NS changed: \"imgforgetest\" → \"imgforgetestacme\""
+    );
+
+    // an image removed behind imgforge's back is noticed (make's .dummy stamp would lie)
+    sh(std::process::Command::new("docker").args(["rmi", "-f", &rebuilt.id]));
+    let plan = pipeline::explain(&cx, &spec).await.unwrap();
+    assert!(
+        fresh_or_reason(&plan, "image/peer").contains("missing in the engine"),
+        "{plan:?}"
+    );
+    let back = pipeline::build(&cx, &spec).await.unwrap();
+    assert_eq!(back.ran, ["image/peer"]);
+    assert!(managed_containers().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clean_copies_give_identical_dockerfiles_archives_and_payloads() {
+    let Some(engine) = engine_or_skip("reproducibility e2e").await else {
+        return;
+    };
+    ensure_base_images(&engine).await;
+    let _serial = serial().await;
+    let tools = tempfile::tempdir().unwrap();
+    let opts = BuildOptions {
+        chaintool: Some(fake_chaintool(tools.path())),
+        ..Default::default()
+    };
+    let cancel = CancellationToken::new();
+    let mut outputs = Vec::new();
+    for _ in 0..2 {
+        let tree = FixtureTree::new(|_| {});
+        let vars = tree.vars(&[]);
+        let rec = Recorder::default();
+        let cx = Cx {
+            vars: &vars,
+            options: &opts,
+            engine: &engine,
+            reporter: &rec,
+            cancel: &cancel,
+        };
+        let mut files = std::collections::BTreeMap::new();
+        for name in ["peer", "ccenv"] {
+            let built = pipeline::prepare(&cx, &spec::image_spec(name).unwrap())
+                .await
+                .unwrap();
+            files.insert(
+                format!("{name}/Dockerfile"),
+                std::fs::read(&built.dockerfile).unwrap(),
+            );
+            for e in std::fs::read_dir(&built.payload).unwrap() {
+                let e = e.unwrap();
+                files.insert(
+                    format!("{name}/payload/{}", e.file_name().to_string_lossy()),
+                    std::fs::read(e.path()).unwrap(),
+                );
+            }
+        }
+        for a in ["sampleconfig.tar.bz2", "goshim.tar.bz2"] {
+            let p = tree.root.join("build").join(a);
+            assert!(
+                std::process::Command::new("bzip2")
+                    .arg("-t")
+                    .arg(&p)
+                    .status()
+                    .unwrap()
+                    .success(),
+                "{a}"
+            );
+            imgforge::archive::verify_bzip2_tar(&p).unwrap();
+        }
+        outputs.push((tree, files));
+    }
+    let (a, b) = (&outputs[0].1, &outputs[1].1);
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (k, v) in a {
+        assert!(
+            v == &b[k],
+            "{k} differs between two clean copies of the tree"
+        );
+    }
+    assert!(a.contains_key("peer/payload/peer") && a.contains_key("ccenv/payload/goshim.tar.bz2"));
+}

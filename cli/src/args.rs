@@ -150,6 +150,8 @@ pub enum Command {
         #[command(flatten)]
         build: BuildFlags,
     },
+    /// Show each step of building NAME as fresh or stale and why, without running anything.
+    Plan(ImageArgsNamed),
     /// Render the Dockerfile and assemble build/image/NAME/payload, without building the image.
     Payload(ImageArgsNamed),
     /// Print the image references that would be built (make docker-list).

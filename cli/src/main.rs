@@ -209,13 +209,53 @@ async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Re
                 reporter,
                 cancel,
             };
-            let (dockerfile, payload) = pipeline::prepare(&cx, &s).await?;
+            let built = pipeline::prepare(&cx, &s).await?;
+            let (dockerfile, payload) = (built.dockerfile, built.payload);
             reporter.line(&format!(
                 "{:>12} {} {}",
                 "Ready",
                 dockerfile.display(),
                 payload.display()
             ));
+            Ok(())
+        }
+        Command::Plan(a) => {
+            let v = vars_for(&a.vars, &a.build.assignments, true)?;
+            let opts = options(&a.build)?;
+            let s = spec::image_spec(&a.name)?;
+            let cx = Cx {
+                vars: &v,
+                options: &opts,
+                engine: &engine,
+                reporter,
+                cancel,
+            };
+            let steps = pipeline::explain(&cx, &s).await?;
+            if cli.json {
+                let list: Vec<serde_json::Value> = steps
+                    .iter()
+                    .map(|(step, f)| {
+                        let mut v = serde_json::to_value(f).expect("serializable");
+                        v["step"] = serde_json::Value::String(step.clone());
+                        v
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).expect("serializable")
+                );
+            } else {
+                for (step, f) in steps {
+                    match f {
+                        imgforge::fingerprint::Freshness::Fresh => {
+                            println!("{:>12} {step}", "Fresh")
+                        }
+                        imgforge::fingerprint::Freshness::Stale { reason } => {
+                            println!("{:>12} {step}: {reason}", "Stale")
+                        }
+                    }
+                }
+            }
             Ok(())
         }
         Command::List { vars, assignments } => {

@@ -130,6 +130,9 @@ impl Reporter for CliReporter {
             Event::StepFresh { step, reason } => {
                 self.line(&format!("{:>12} {step}: {reason}", "Fresh"));
             }
+            Event::StepStale { step, reason } => {
+                self.line(&format!("{:>12} {step}: {reason}", "Stale"));
+            }
             Event::Log { step, line } => {
                 let bars = self.bars.lock().expect("lock");
                 match (self.mode, bars.get(step)) {

@@ -35,6 +35,13 @@ pub enum Event {
         /// Why it is fresh (e.g. "image with content key 3fa2… exists").
         reason: String,
     },
+    /// A step must run; `reason` says why (as cargo's "dirty" reasons).
+    StepStale {
+        /// Step identifier.
+        step: String,
+        /// Why it must run.
+        reason: crate::fingerprint::StaleReason,
+    },
     /// One line of output of a child process (compiler, `docker build` step).
     Log {
         /// Step identifier.
@@ -66,6 +73,7 @@ impl Event {
             Event::StepStarted { step, .. }
             | Event::StepFinished { step, .. }
             | Event::StepFresh { step, .. }
+            | Event::StepStale { step, .. }
             | Event::Log { step, .. }
             | Event::Notice { step, .. } => step,
             Event::Tagged { .. } => "tag",

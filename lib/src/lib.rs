@@ -27,6 +27,7 @@ pub mod engine;
 pub mod error;
 pub mod event;
 pub mod factory;
+pub mod fingerprint;
 pub mod pipeline;
 pub mod reference;
 pub mod spec;

@@ -1,20 +1,110 @@
-//! The whole flow for one Fabric image: payload files → render → payload → image.
+//! The whole flow for one Fabric image, as a graph of steps with explained freshness.
 //!
-//! This is what `make peer-docker` (and `orderer-docker`, `ccenv`, `buildenv`) does, driven from
-//! the image's payload spec.
+//! [`plan`] turns a payload spec into steps (what `make peer-docker` would run, and in which
+//! order); [`explain`] says for each whether it is fresh or why it is stale, without running
+//! anything (`imgforge plan`); [`build`] runs the stale ones — steps that do not depend on each
+//! other (compile, archives, render, chaintool) at the same time — and records their
+//! fingerprints (`fingerprint` module).
+//!
+//! ```text
+//! render/<name> ───────────────────────────────────────────────┐
+//! compile/<bin> · archives/<file> · gotools · chaintool ─▶ payload/<name> ─▶ image/<name>
+//! ```
 
-use crate::engine::Engine;
+use crate::archive::ArchiveError;
+use crate::engine::{Engine, LABEL_FINGERPRINT};
 use crate::error::Error;
+use crate::event::Event;
+use crate::fingerprint::files::{list_files, FileDigests};
+use crate::fingerprint::{compare, Fingerprint, Freshness, StaleReason, Store};
 use crate::spec::{ImageSpec, PayloadSource};
 use crate::steps::{archives, chaintool, compile, gotools, image, payload, render, Cx};
-use std::path::PathBuf;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Bumped when a step's behaviour changes, so old fingerprints do not count as fresh.
+const STEP_VERSION: &str = "1";
+
+/// File suffixes of Go build inputs (what `go install` and `go list` read).
+const GO_SUFFIXES: &[&str] = &[
+    ".go", ".c", ".h", ".s", ".S", ".syso", ".cc", ".cpp", ".hh", ".hpp",
+];
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepKind {
+    /// Render `Dockerfile.in` → `build/image/<name>/Dockerfile`.
+    Render {
+        /// Image name.
+        name: String,
+        /// Template name.
+        template: String,
+    },
+    /// `go install` of `package` into `build/docker/bin/<file>`.
+    Compile {
+        /// Binary name.
+        file: String,
+        /// Package relative to `PKGNAME`.
+        package: String,
+    },
+    /// `build/<file>` = tar.bz2 of the tree's `tree` directory.
+    TreeArchive {
+        /// Directory of the tree.
+        tree: String,
+        /// Output file name.
+        file: String,
+    },
+    /// `build/<file>` = goshim tar.bz2 of `target` and its dependencies.
+    Goshim {
+        /// Package directory.
+        target: String,
+        /// Output file name.
+        file: String,
+    },
+    /// Vendored Go tools into `build/docker/gotools/bin`.
+    Gotools {
+        /// Packages relative to the tree.
+        packages: Vec<String>,
+    },
+    /// `build/<file>` = tar.bz2 of `build/docker/gotools/bin`.
+    GotoolsArchive {
+        /// Output file name.
+        file: String,
+    },
+    /// `build/bin/chaintool`.
+    Chaintool,
+    /// `build/image/<name>/payload` from the outputs of the producer steps.
+    Payload {
+        /// Image name.
+        name: String,
+        /// `(file name in payload, source path, producing step)`.
+        files: Vec<(String, PathBuf, String)>,
+    },
+    /// `docker build` + tags.
+    Image,
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone)]
+pub struct PlanStep {
+    /// Identifier, `<kind>/<name>`, e.g. `compile/peer`.
+    pub id: String,
+    /// What it does.
+    pub kind: StepKind,
+    /// Steps that must finish first.
+    pub deps: Vec<String>,
+    /// Files or directories it produces (checked for freshness).
+    pub outputs: Vec<PathBuf>,
+}
 
 /// What a finished image build produced.
 #[derive(Debug, Clone)]
 pub struct BuiltImage {
     /// Image name (`peer`).
     pub name: String,
-    /// Image ID.
+    /// Image ID (empty when the image step was not part of the run).
     pub id: String,
     /// References now pointing at it.
     pub references: Vec<String>,
@@ -22,47 +112,425 @@ pub struct BuiltImage {
     pub dockerfile: PathBuf,
     /// The payload directory.
     pub payload: PathBuf,
+    /// Steps that ran (the others were fresh).
+    pub ran: Vec<String>,
 }
 
-/// Make every payload file of `spec`; returns `(file name, path)` pairs in spec order.
-pub async fn payload_files<E: Engine>(
-    cx: &Cx<'_, E>,
-    spec: &ImageSpec,
-) -> Result<Vec<(String, PathBuf)>, Error> {
-    let mut files = Vec::new();
-    for entry in &spec.payload {
-        let path = match &entry.source {
-            PayloadSource::Binary { package } => compile::compile(cx, &entry.file, package).await?,
-            PayloadSource::TreeArchive { tree } => {
-                archives::sampleconfig(cx, tree, &entry.file).await?
-            }
-            PayloadSource::Goshim { target } => archives::goshim(cx, target, &entry.file).await?,
-            PayloadSource::Gotool { package } => {
-                gotools::gotools(cx, std::slice::from_ref(package))
-                    .await?
-                    .join(&entry.file)
-            }
+fn tool_name(package: &str) -> String {
+    package.rsplit('/').next().unwrap_or(package).to_string()
+}
+
+/// The steps that build `spec`, in a valid order. Pure: reads nothing, runs nothing.
+pub fn plan<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Vec<PlanStep> {
+    let build = cx.build_dir();
+    let name = &spec.image;
+    let mut steps = vec![PlanStep {
+        id: format!("render/{name}"),
+        kind: StepKind::Render {
+            name: name.clone(),
+            template: spec.template.clone(),
+        },
+        deps: vec![],
+        outputs: vec![build.join("image").join(name).join("Dockerfile")],
+    }];
+    let mut gotool_packages: Vec<String> = Vec::new();
+    for e in &spec.payload {
+        match &e.source {
+            PayloadSource::Gotool { package } => gotool_packages.push(package.clone()),
             PayloadSource::GotoolsArchive { packages } => {
-                let bin = gotools::gotools(cx, packages).await?;
-                archives::gotools_archive(cx, &bin, &entry.file).await?
+                gotool_packages.extend(packages.iter().cloned())
             }
-            PayloadSource::Chaintool => chaintool::chaintool(cx).await?,
-        };
-        files.push((entry.file.clone(), path));
+            _ => {}
+        }
     }
-    Ok(files)
+    gotool_packages.sort();
+    gotool_packages.dedup();
+    let gotools_bin = build.join("docker/gotools/bin");
+    if !gotool_packages.is_empty() {
+        steps.push(PlanStep {
+            id: "gotools".into(),
+            outputs: gotool_packages
+                .iter()
+                .map(|p| gotools_bin.join(tool_name(p)))
+                .collect(),
+            kind: StepKind::Gotools {
+                packages: gotool_packages.clone(),
+            },
+            deps: vec![],
+        });
+    }
+    let mut files = Vec::new();
+    for e in &spec.payload {
+        let (id, out, kind, deps) = match &e.source {
+            PayloadSource::Binary { package } => {
+                let dir = if cx.options.native {
+                    "bin"
+                } else {
+                    "docker/bin"
+                };
+                (
+                    format!("compile/{}", e.file),
+                    build.join(dir).join(&e.file),
+                    Some(StepKind::Compile {
+                        file: e.file.clone(),
+                        package: package.clone(),
+                    }),
+                    vec![],
+                )
+            }
+            PayloadSource::TreeArchive { tree } => (
+                format!("archives/{}", e.file),
+                build.join(&e.file),
+                Some(StepKind::TreeArchive {
+                    tree: tree.clone(),
+                    file: e.file.clone(),
+                }),
+                vec![],
+            ),
+            PayloadSource::Goshim { target } => (
+                format!("archives/{}", e.file),
+                build.join(&e.file),
+                Some(StepKind::Goshim {
+                    target: target.clone(),
+                    file: e.file.clone(),
+                }),
+                vec![],
+            ),
+            PayloadSource::GotoolsArchive { .. } => (
+                format!("archives/{}", e.file),
+                build.join(&e.file),
+                Some(StepKind::GotoolsArchive {
+                    file: e.file.clone(),
+                }),
+                vec!["gotools".to_string()],
+            ),
+            PayloadSource::Gotool { .. } => (
+                "gotools".to_string(),
+                gotools_bin.join(&e.file),
+                None,
+                vec![],
+            ),
+            PayloadSource::Chaintool => (
+                "chaintool".to_string(),
+                build.join("bin/chaintool"),
+                Some(StepKind::Chaintool),
+                vec![],
+            ),
+        };
+        if let Some(kind) = kind {
+            if !steps.iter().any(|s| s.id == id) {
+                steps.push(PlanStep {
+                    id: id.clone(),
+                    kind,
+                    deps,
+                    outputs: vec![out.clone()],
+                });
+            }
+        }
+        files.push((e.file.clone(), out, id));
+    }
+    let mut payload_deps: Vec<String> = files.iter().map(|(_, _, s)| s.clone()).collect();
+    payload_deps.dedup();
+    steps.push(PlanStep {
+        id: format!("payload/{name}"),
+        kind: StepKind::Payload {
+            name: name.clone(),
+            files,
+        },
+        deps: payload_deps,
+        outputs: vec![build.join("image").join(name).join("payload")],
+    });
+    steps.push(PlanStep {
+        id: format!("image/{name}"),
+        kind: StepKind::Image,
+        deps: vec![format!("render/{name}"), format!("payload/{name}")],
+        outputs: vec![],
+    });
+    steps
 }
 
-/// Render the Dockerfile and assemble the payload of `spec` (no image build): what
-/// `imgforge payload NAME` does. Needs the engine only for steps that compile.
-pub async fn prepare<E: Engine>(
+/// Computes fingerprints; shared by the steps of one run.
+struct Fingerprinter {
+    digests: FileDigests,
+    go_sources: tokio::sync::OnceCell<BTreeMap<String, String>>,
+    images: Mutex<HashMap<String, Option<String>>>,
+    store: Store,
+}
+
+fn io_err(step: &str, path: &Path, e: std::io::Error) -> Error {
+    Error::archive(
+        step,
+        ArchiveError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    )
+}
+
+impl Fingerprinter {
+    fn new(build_dir: &Path) -> Self {
+        Fingerprinter {
+            digests: FileDigests::load(&build_dir.join(".imgforge/stat-cache.json")),
+            go_sources: tokio::sync::OnceCell::new(),
+            images: Mutex::new(HashMap::new()),
+            store: Store::new(build_dir),
+        }
+    }
+
+    /// Digests of the tree's Go build inputs (`file:<relative path>`), computed once per run.
+    async fn go_sources<E: Engine>(
+        &self,
+        cx: &Cx<'_, E>,
+        step: &str,
+    ) -> Result<&BTreeMap<String, String>, Error> {
+        self.go_sources
+            .get_or_try_init(|| async {
+                let src = cx.source();
+                let files = list_files(&src, GO_SUFFIXES, &[cx.build_dir()])
+                    .map_err(|e| io_err(step, &src, e))?;
+                let mut map = BTreeMap::new();
+                for f in files {
+                    let abs = src.join(&f);
+                    let d = self
+                        .digests
+                        .digest(&abs)
+                        .map_err(|e| io_err(step, &abs, e))?;
+                    map.insert(format!("file:{}", f.display()), d);
+                }
+                Ok(map)
+            })
+            .await
+    }
+
+    async fn image_id<E: Engine>(
+        &self,
+        cx: &Cx<'_, E>,
+        step: &str,
+        reference: &str,
+    ) -> Result<String, Error> {
+        if let Some(id) = self.images.lock().expect("lock").get(reference) {
+            return Ok(id.clone().unwrap_or_else(|| "missing".into()));
+        }
+        let id = cx
+            .engine
+            .inspect_image(reference)
+            .await
+            .map_err(|e| Error::engine(step, e))?
+            .map(|i| i.id);
+        self.images
+            .lock()
+            .expect("lock")
+            .insert(reference.to_string(), id.clone());
+        Ok(id.unwrap_or_else(|| "missing".into()))
+    }
+
+    fn file_digest(&self, step: &str, path: &Path) -> Result<String, Error> {
+        self.digests.digest(path).map_err(|e| io_err(step, path, e))
+    }
+
+    /// The fingerprint of `step` now. Reads files and asks the engine for image IDs; runs nothing.
+    async fn fingerprint<E: Engine>(
+        &self,
+        cx: &Cx<'_, E>,
+        spec: &ImageSpec,
+        step: &PlanStep,
+    ) -> Result<Fingerprint, Error> {
+        let mut fp = Fingerprint::default();
+        fp.add("step:version", STEP_VERSION);
+        let var = |fp: &mut Fingerprint, names: &[&str]| {
+            for n in names {
+                fp.add(format!("var:{n}"), cx.vars.get(n));
+            }
+        };
+        let id = step.id.as_str();
+        match &step.kind {
+            StepKind::Render { template, .. } => {
+                let (text, source) = render::load_template(cx, template)?;
+                fp.add(
+                    "template",
+                    crate::fingerprint::files::sha256_hex(text.as_bytes()),
+                );
+                fp.add("step:template-source", source.to_string());
+                var(
+                    &mut fp,
+                    &[
+                        "BASE_DOCKER_NS",
+                        "DOCKER_NS",
+                        "BASE_DOCKER_TAG",
+                        "DOCKER_TAG",
+                        "BASE_DOCKER_LABEL",
+                        "BASE_VERSION",
+                        "BASEIMAGE_RELEASE",
+                    ],
+                );
+            }
+            StepKind::Compile { package, .. } => {
+                fp.inputs.extend(self.go_sources(cx, id).await?.clone());
+                fp.add("step:package", package.clone());
+                var(
+                    &mut fp,
+                    &[
+                        "GO_TAGS",
+                        "DOCKER_DYNAMIC_LINK",
+                        "BASE_VERSION",
+                        "EXTRA_VERSION",
+                        "BASEIMAGE_RELEASE",
+                        "BASE_DOCKER_LABEL",
+                        "DOCKER_NS",
+                        "BASE_DOCKER_NS",
+                    ],
+                );
+                if cx.options.native {
+                    fp.add("step:native", "true");
+                } else {
+                    let r = cx.vars.base_image("baseimage");
+                    fp.add(format!("image:{r}"), self.image_id(cx, id, &r).await?);
+                }
+            }
+            StepKind::Goshim { target, .. } => {
+                fp.inputs.extend(self.go_sources(cx, id).await?.clone());
+                fp.add("step:target", target.clone());
+                fp.add("var:SOURCE_DATE_EPOCH", cx.mtime().to_string());
+                let r = cx.vars.base_image("baseimage");
+                fp.add(format!("image:{r}"), self.image_id(cx, id, &r).await?);
+            }
+            StepKind::Gotools { packages } => {
+                fp.inputs.extend(self.go_sources(cx, id).await?.clone());
+                fp.add("step:packages", packages.join(" "));
+                let r = cx.vars.base_image("baseimage");
+                fp.add(format!("image:{r}"), self.image_id(cx, id, &r).await?);
+            }
+            StepKind::TreeArchive { tree, .. } => {
+                let root = cx.source().join(tree);
+                let files = list_files(&root, &[], &[]).map_err(|e| io_err(id, &root, e))?;
+                for f in files {
+                    let abs = root.join(&f);
+                    let mode = std::fs::metadata(&abs)
+                        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+                        .unwrap_or(0);
+                    fp.add(
+                        format!("file:{tree}/{}", f.display()),
+                        format!("{} {mode:o}", self.file_digest(id, &abs)?),
+                    );
+                }
+                fp.add("var:SOURCE_DATE_EPOCH", cx.mtime().to_string());
+            }
+            StepKind::GotoolsArchive { .. } => {
+                let bin = cx.build_dir().join("docker/gotools/bin");
+                for f in list_files(&bin, &[], &[]).map_err(|e| io_err(id, &bin, e))? {
+                    fp.add(
+                        format!("output:gotools#{}", f.display()),
+                        self.file_digest(id, &bin.join(&f))?,
+                    );
+                }
+                fp.add("var:SOURCE_DATE_EPOCH", cx.mtime().to_string());
+            }
+            StepKind::Chaintool => match &cx.options.chaintool {
+                Some(p) => fp.add("step:chaintool", self.file_digest(id, p)?),
+                None => var(&mut fp, &["CHAINTOOL_URL"]),
+            },
+            StepKind::Payload { files, .. } => {
+                for (name, path, producer) in files {
+                    fp.add(
+                        format!("output:{producer}#{name}"),
+                        self.file_digest(id, path)?,
+                    );
+                }
+            }
+            StepKind::Image => {
+                let dir = cx.build_dir().join("image").join(&spec.image);
+                fp.add(
+                    format!("output:render/{}", spec.image),
+                    self.file_digest(id, &dir.join("Dockerfile"))?,
+                );
+                let payload = dir.join("payload");
+                for f in list_files(&payload, &[], &[]).map_err(|e| io_err(id, &payload, e))? {
+                    fp.add(
+                        format!("output:payload/{}#{}", spec.image, f.display()),
+                        self.file_digest(id, &payload.join(&f))?,
+                    );
+                }
+                let from = cx.vars.base_image(&spec.base);
+                fp.add(format!("image:{from}"), self.image_id(cx, id, &from).await?);
+                let (repository, tags) = image::references(cx, spec)?;
+                fp.add("var:DOCKER_NS", cx.vars.get("DOCKER_NS"));
+                fp.add(
+                    "step:references",
+                    format!("{repository} {}", tags.join(" ")),
+                );
+            }
+        }
+        Ok(fp)
+    }
+
+    /// Fresh or stale, with the current fingerprint. For the image step, also the ID of the
+    /// image that carries the fingerprint.
+    async fn freshness<E: Engine>(
+        &self,
+        cx: &Cx<'_, E>,
+        spec: &ImageSpec,
+        step: &PlanStep,
+    ) -> Result<(Freshness, Fingerprint, Option<String>), Error> {
+        let fp = self.fingerprint(cx, spec, step).await?;
+        let stale = |reason| Ok((Freshness::Stale { reason }, fp.clone(), None));
+        let Some(old) = self.store.load(&step.id) else {
+            return stale(StaleReason::NeverBuilt);
+        };
+        for out in &step.outputs {
+            if !out.exists() {
+                return stale(StaleReason::OutputMissing {
+                    path: out.display().to_string(),
+                });
+            }
+        }
+        if let Some(reason) = compare(&old, &fp) {
+            return stale(reason);
+        }
+        if step.kind == StepKind::Image {
+            let key = fp.key();
+            let found = cx
+                .engine
+                .images_with_label(LABEL_FINGERPRINT, &key)
+                .await
+                .map_err(|e| Error::engine(&step.id, e))?;
+            match found.into_iter().next() {
+                Some(img) => return Ok((Freshness::Fresh, fp, Some(img.id))),
+                None => {
+                    let (repository, tags) = image::references(cx, spec)?;
+                    return stale(StaleReason::ImageMissing {
+                        reference: format!("{repository}:{}", tags[0]),
+                    });
+                }
+            }
+        }
+        Ok((Freshness::Fresh, fp, None))
+    }
+}
+
+/// For every step of `spec`, whether it is fresh or why it must run — without running anything
+/// (`imgforge plan`). A step after a stale one is reported as
+/// [`StaleReason::DependencyStale`]: its inputs are not known until that step has run.
+pub async fn explain<E: Engine>(
     cx: &Cx<'_, E>,
     spec: &ImageSpec,
-) -> Result<(PathBuf, PathBuf), Error> {
-    let dockerfile = render::render_dockerfile(cx, &spec.image, &spec.template)?;
-    let files = payload_files(cx, spec).await?;
-    let dir = payload::payload(cx, &spec.image, &files)?;
-    Ok((dockerfile, dir))
+) -> Result<Vec<(String, Freshness)>, Error> {
+    let fpr = Fingerprinter::new(&cx.build_dir());
+    let mut out: Vec<(String, Freshness)> = Vec::new();
+    let mut stale: HashSet<String> = HashSet::new();
+    for step in plan(cx, spec) {
+        let f = match step.deps.iter().find(|d| stale.contains(*d)) {
+            Some(d) => Freshness::Stale {
+                reason: StaleReason::DependencyStale { step: d.clone() },
+            },
+            None => fpr.freshness(cx, spec, &step).await?.0,
+        };
+        if f != Freshness::Fresh {
+            stale.insert(step.id.clone());
+        }
+        out.push((step.id, f));
+    }
+    let _ = fpr.digests.save();
+    Ok(out)
 }
 
 /// Check the inputs that need no engine before any work starts, so a missing chaintool is
@@ -92,19 +560,180 @@ pub fn preflight<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Result<(), Erro
     Ok(())
 }
 
-/// Build one Fabric image: everything `make <name>-docker` does.
-pub async fn build<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Result<BuiltImage, Error> {
-    // Check inputs and the FROM image first: no point compiling for minutes to fail at the end.
+/// Run one step's work.
+async fn run_step<E: Engine>(
+    cx: &Cx<'_, E>,
+    spec: &ImageSpec,
+    step: &PlanStep,
+    key: &str,
+) -> Result<Option<(String, Vec<String>)>, Error> {
+    match &step.kind {
+        StepKind::Render { name, template } => {
+            render::render_dockerfile(cx, name, template)?;
+        }
+        StepKind::Compile { file, package } => {
+            compile::compile(cx, file, package).await?;
+        }
+        StepKind::TreeArchive { tree, file } => {
+            archives::sampleconfig(cx, tree, file).await?;
+        }
+        StepKind::Goshim { target, file } => {
+            archives::goshim(cx, target, file).await?;
+        }
+        StepKind::Gotools { packages } => {
+            gotools::gotools(cx, packages).await?;
+        }
+        StepKind::GotoolsArchive { file } => {
+            let bin = cx.build_dir().join("docker/gotools/bin");
+            archives::gotools_archive(cx, &bin, file).await?;
+        }
+        StepKind::Chaintool => {
+            chaintool::chaintool(cx).await?;
+        }
+        StepKind::Payload { name, files } => {
+            let pairs: Vec<(String, PathBuf)> = files
+                .iter()
+                .map(|(n, p, _)| (n.clone(), p.clone()))
+                .collect();
+            payload::payload(cx, name, &pairs)?;
+        }
+        StepKind::Image => return Ok(Some(image::image(cx, spec, key).await?)),
+    }
+    Ok(None)
+}
+
+/// Decide and, when stale, run one step; records the fingerprint after success.
+async fn step_task<E: Engine>(
+    cx: &Cx<'_, E>,
+    fpr: &Fingerprinter,
+    spec: &ImageSpec,
+    step: &PlanStep,
+) -> Result<(bool, Option<(String, Vec<String>)>), Error> {
+    let (freshness, fp, image_id) = fpr.freshness(cx, spec, step).await?;
+    match freshness {
+        Freshness::Fresh => {
+            cx.reporter.event(&Event::StepFresh {
+                step: step.id.clone(),
+                reason: "unchanged since the last build".into(),
+            });
+            let result = match image_id {
+                Some(id) => {
+                    let refs = image::apply_tags(cx, spec, &id).await?;
+                    Some((id, refs))
+                }
+                None => None,
+            };
+            Ok((false, result))
+        }
+        Freshness::Stale { reason } => {
+            cx.reporter.event(&Event::StepStale {
+                step: step.id.clone(),
+                reason,
+            });
+            fpr.store
+                .clear(&step.id)
+                .map_err(|e| io_err(&step.id, Path::new(".imgforge/fp"), e))?;
+            let result = run_step(cx, spec, step, &fp.key()).await?;
+            // Inputs were fingerprinted before the run: a file edited during the run makes the
+            // next run stale, never falsely fresh.
+            fpr.store
+                .save(&step.id, &fp)
+                .map_err(|e| io_err(&step.id, Path::new(".imgforge/fp"), e))?;
+            Ok((true, result))
+        }
+    }
+}
+
+async fn execute<E: Engine>(
+    cx: &Cx<'_, E>,
+    spec: &ImageSpec,
+    with_image: bool,
+) -> Result<BuiltImage, Error> {
     preflight(cx, spec)?;
-    cx.require_base(&format!("image/{}", spec.image), &spec.base)
-        .await?;
-    let (dockerfile, payload) = prepare(cx, spec).await?;
-    let (id, references) = image::image(cx, spec).await?;
+    let mut steps = plan(cx, spec);
+    if !with_image {
+        steps.retain(|s| s.kind != StepKind::Image);
+    }
+    let fpr = Fingerprinter::new(&cx.build_dir());
+    // Steps run under a child token: on the first failure the others are cancelled and awaited,
+    // so their containers are removed before the error is returned.
+    let inner = cx.cancel.child_token();
+    let icx = Cx {
+        vars: cx.vars,
+        options: cx.options,
+        engine: cx.engine,
+        reporter: cx.reporter,
+        cancel: &inner,
+    };
+    let mut done: HashSet<String> = HashSet::new();
+    let mut started: HashSet<String> = HashSet::new();
+    let mut running = FuturesUnordered::new();
+    let mut first_error: Option<Error> = None;
+    let mut ran = Vec::new();
+    let mut image_result = None;
+    loop {
+        if first_error.is_none() {
+            for s in &steps {
+                if !started.contains(&s.id) && s.deps.iter().all(|d| done.contains(d)) {
+                    started.insert(s.id.clone());
+                    let (icx, fpr) = (&icx, &fpr);
+                    running.push(async move { (s.id.clone(), step_task(icx, fpr, spec, s).await) });
+                }
+            }
+        }
+        let Some((id, result)) = running.next().await else {
+            break;
+        };
+        match result {
+            Ok((did_run, img)) => {
+                if did_run {
+                    ran.push(id.clone());
+                }
+                if img.is_some() {
+                    image_result = img;
+                }
+                done.insert(id);
+            }
+            Err(e) => {
+                // Keep the first failure: it caused the cancellation of the others.
+                if first_error.is_none() {
+                    inner.cancel();
+                    first_error = Some(e);
+                }
+            }
+        }
+    }
+    let _ = fpr.digests.save();
+    if let Some(e) = first_error {
+        return Err(if cx.cancel.is_cancelled() {
+            Error::Cancelled
+        } else {
+            e
+        });
+    }
+    let dir = cx.build_dir().join("image").join(&spec.image);
+    let (id, references) = image_result.unwrap_or_default();
     Ok(BuiltImage {
         name: spec.image.clone(),
         id,
         references,
-        dockerfile,
-        payload,
+        dockerfile: dir.join("Dockerfile"),
+        payload: dir.join("payload"),
+        ran,
     })
+}
+
+/// Render the Dockerfile and assemble the payload of `spec`, without the image build
+/// (`imgforge payload NAME`). Fresh steps are skipped.
+pub async fn prepare<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Result<BuiltImage, Error> {
+    execute(cx, spec, false).await
+}
+
+/// Build one Fabric image: everything `make <name>-docker` does, skipping fresh steps.
+pub async fn build<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Result<BuiltImage, Error> {
+    // Check the FROM image before any work: no point compiling for minutes to fail at the end.
+    preflight(cx, spec)?;
+    cx.require_base(&format!("image/{}", spec.image), &spec.base)
+        .await?;
+    execute(cx, spec, true).await
 }

@@ -21,6 +21,8 @@ pub const LABEL_MANAGED: &str = "org.imgforge.managed";
 pub const LABEL_SESSION: &str = "org.imgforge.session";
 /// Label with the step that created a container or image (`compile/peer`, `image/peer`).
 pub const LABEL_STEP: &str = "org.imgforge.step";
+/// Label with the fingerprint key of a Fabric image build (freshness of the image step).
+pub const LABEL_FINGERPRINT: &str = "org.imgforge.fingerprint";
 /// Label with the content key of an image (base-image factory cache).
 pub const LABEL_CONTENT_KEY: &str = "org.imgforge.content-key";
 

@@ -24,8 +24,8 @@
 use super::compile::go_env;
 use super::{mkdir_p, Cx, CONTAINER_SRC};
 use crate::archive::{
-    bzip2_encoder, goshim_entries, write_atomic, write_file_list_archive, write_tree_archive,
-    ArchiveError, ArchiveOptions,
+    finish_parallel_bzip2, goshim_entries, parallel_bzip2_encoder, write_atomic,
+    write_file_list_archive, write_tree_archive, ArchiveError, ArchiveOptions,
 };
 use crate::config::PKGNAME;
 use crate::engine::{Engine, RunSpec};
@@ -64,12 +64,9 @@ pub async fn tree_tar_bz2(step: &str, dir: &Path, dest: &Path, mtime: u64) -> Re
     let (dir, dest) = (dir.to_path_buf(), dest.to_path_buf());
     blocking(step, move || {
         write_atomic(&dest, |w| {
-            let mut bz = bzip2_encoder(w);
+            let mut bz = parallel_bzip2_encoder(w, 0);
             write_tree_archive(&dir, &mut bz, &ArchiveOptions { mtime })?;
-            bz.finish().map_err(|e| ArchiveError::Io {
-                path: dest.clone(),
-                source: e,
-            })?;
+            finish_parallel_bzip2(bz)?;
             Ok(())
         })
     })
@@ -146,12 +143,9 @@ pub async fn goshim<E: Engine>(cx: &Cx<'_, E>, target: &str, file: &str) -> Resu
         let entries = goshim_entries(&src, PKGNAME, &target, &deps)?;
         let n = entries.len();
         let size = write_atomic(&d, |w| {
-            let mut bz = bzip2_encoder(w);
+            let mut bz = parallel_bzip2_encoder(w, 0);
             write_file_list_archive(&entries, &mut bz, &ArchiveOptions { mtime })?;
-            bz.finish().map_err(|e| ArchiveError::Io {
-                path: d.clone(),
-                source: e,
-            })?;
+            finish_parallel_bzip2(bz)?;
             Ok(())
         })?;
         Ok((n, size))

@@ -14,28 +14,71 @@
 //!
 //! The context is streamed to the engine as it is archived (no temporary tarball, memory
 //! bounded by the upload queue). Success is confirmed by inspecting the built reference; the
-//! other tags then point at that image ID. No `.dummy-*` stamp file is written.
+//! other tags then point at that image ID. Instead of make's `.dummy-$(DOCKER_TAG)` stamp file
+//! (which lies once the image is removed), the image carries its build fingerprint as the label
+//! `org.imgforge.fingerprint`, and freshness asks the engine for it.
 
 use super::Cx;
-use crate::engine::{BuildSpec, Engine, LABEL_MANAGED, LABEL_STEP};
+use crate::engine::{BuildSpec, Engine, LABEL_FINGERPRINT, LABEL_MANAGED, LABEL_STEP};
 use crate::error::Error;
 use crate::event::Event;
 use crate::spec::{expand_tag, ImageSpec};
 use std::collections::BTreeMap;
 
-/// Build the image of `spec` from its context directory, tag it, and return its ID and the
-/// references it now has.
-pub async fn image<E: Engine>(
+/// Repository and expanded, validated tags of `spec`.
+pub fn references<E: Engine>(
     cx: &Cx<'_, E>,
     spec: &ImageSpec,
 ) -> Result<(String, Vec<String>), Error> {
-    let step = format!("image/{}", spec.image);
-    cx.require_base(&step, &spec.base).await?;
     let repository = cx.vars.repository(&spec.image);
     let tags: Vec<String> = spec.tags.iter().map(|t| expand_tag(t, cx.vars)).collect();
     for t in &tags {
         crate::reference::validate_tag("tag", t).map_err(|e| Error::Config(e.into()))?;
     }
+    Ok((repository, tags))
+}
+
+/// Point every tag of `spec` at image `id`; returns the references.
+pub async fn apply_tags<E: Engine>(
+    cx: &Cx<'_, E>,
+    spec: &ImageSpec,
+    id: &str,
+) -> Result<Vec<String>, Error> {
+    let step = format!("image/{}", spec.image);
+    let (repository, tags) = references(cx, spec)?;
+    let mut refs = Vec::new();
+    for tag in &tags {
+        let r = format!("{repository}:{tag}");
+        let current = cx
+            .engine
+            .inspect_image(&r)
+            .await
+            .map_err(|e| Error::engine(&step, e))?;
+        if current.map(|i| i.id) != Some(id.to_string()) {
+            cx.engine
+                .tag(id, &repository, tag)
+                .await
+                .map_err(|e| Error::engine(&step, e))?;
+            cx.reporter.event(&Event::Tagged {
+                reference: r.clone(),
+                id: id.to_string(),
+            });
+        }
+        refs.push(r);
+    }
+    Ok(refs)
+}
+
+/// Build the image of `spec` from its context directory, labelled with `fingerprint`, tag it,
+/// and return its ID and the references it now has.
+pub async fn image<E: Engine>(
+    cx: &Cx<'_, E>,
+    spec: &ImageSpec,
+    fingerprint: &str,
+) -> Result<(String, Vec<String>), Error> {
+    let step = format!("image/{}", spec.image);
+    cx.require_base(&step, &spec.base).await?;
+    let (repository, tags) = references(cx, spec)?;
     let first = format!("{repository}:{}", tags[0]);
     let context_dir = cx.build_dir().join("image").join(&spec.image);
     let t = cx.start(
@@ -49,6 +92,7 @@ pub async fn image<E: Engine>(
         labels: BTreeMap::from([
             (LABEL_MANAGED.to_string(), "true".to_string()),
             (LABEL_STEP.to_string(), step.clone()),
+            (LABEL_FINGERPRINT.to_string(), fingerprint.to_string()),
         ]),
     };
     let id = cx
@@ -56,23 +100,11 @@ pub async fn image<E: Engine>(
         .build(&build, cx.reporter, cx.cancel)
         .await
         .map_err(|e| Error::engine(&step, e))?;
-    let mut refs = vec![first.clone()];
     cx.reporter.event(&Event::Tagged {
         reference: first,
         id: id.clone(),
     });
-    for tag in &tags[1..] {
-        cx.engine
-            .tag(&id, &repository, tag)
-            .await
-            .map_err(|e| Error::engine(&step, e))?;
-        let r = format!("{repository}:{tag}");
-        cx.reporter.event(&Event::Tagged {
-            reference: r.clone(),
-            id: id.clone(),
-        });
-        refs.push(r);
-    }
+    let refs = apply_tags(cx, spec, &id).await?;
     t.finish(format!("{id} tagged {}", refs.join(", ")));
     Ok((id, refs))
 }
