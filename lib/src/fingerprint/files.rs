@@ -174,6 +174,11 @@ pub fn list_files(
     Ok(out)
 }
 
+/// sha256 of `bytes`, hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,9 +224,4 @@ mod tests {
         let l = list_files(d.path(), &[".go", ".s"], &[d.path().join("build")]).unwrap();
         assert_eq!(l, vec![PathBuf::from("a/x.go"), PathBuf::from("b/c.s")]);
     }
-}
-
-/// sha256 of `bytes`, hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
