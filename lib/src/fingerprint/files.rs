@@ -157,7 +157,18 @@ pub fn list_files(
                 && (e.file_name() == ".git" || skip.iter().any(|s| s == e.path())))
         });
     for e in walker {
-        let e = e.map_err(std::io::Error::other)?;
+        let e = match e {
+            Ok(e) => e,
+            // a dangling symlink (Fabric's vendor/ has some): nothing to read, nothing to track
+            Err(err)
+                if err
+                    .io_error()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) =>
+            {
+                continue
+            }
+            Err(err) => return Err(std::io::Error::other(err)),
+        };
         if !e.file_type().is_file() {
             continue;
         }
@@ -221,6 +232,7 @@ mod tests {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, "").unwrap();
         }
+        std::os::unix::fs::symlink("missing.pem", d.path().join("a/dangling.go")).unwrap();
         let l = list_files(d.path(), &[".go", ".s"], &[d.path().join("build")]).unwrap();
         assert_eq!(l, vec![PathBuf::from("a/x.go"), PathBuf::from("b/c.s")]);
     }

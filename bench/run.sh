@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# imgforge benchmarks (not run by CI). Figures go into the README's "Performance" table.
+#
+#   bash bench/run.sh [FABRIC_TREE]
+#
+# FABRIC_TREE: a Fabric checkout at $GOPATH/src/github.com/hyperledger/fabric (default: a git
+# copy of examples/fabric-mini). Needs: the base images (`imgforge baseimage|baseos
+# --debootstrap bookworm`), hyperfine and GNU time (`apt-get install hyperfine time`).
+#   P1  goshim.tar.bz2: the Makefile's `tar -jhc` vs imgforge's writer, same file list
+#   P2  no-op `imgforge peer` (everything fresh)
+#   P4  peak RSS while streaming a 1 GiB build context to the engine
+#   P5  one changed file under peer/: what `imgforge plan` says and which steps run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked -q --bin imgforge --examples
+IMG=$PWD/target/release/imgforge
+OUT=${BENCH_OUT:-$(mktemp -d)}
+mkdir -p "$OUT"; echo "results in $OUT"
+
+TREE=${1:-}
+if [ -z "$TREE" ]; then
+  TREE=$OUT/gopath/src/github.com/hyperledger/fabric
+  mkdir -p "$TREE" && cp -r examples/fabric-mini/. "$TREE"
+  (cd "$TREE" && git init -q && git add -A && git -c user.name=b -c user.email=b@b commit -qm bench)
+fi
+SRC=$(cd "$TREE/../../.." && pwd)          # $GOPATH/src
+printf '#!/bin/sh\necho chaintool-standin\n' > "$OUT/chaintool"; chmod +x "$OUT/chaintool"
+BUILD=$("$IMG" config BUILD_DIR --source "$TREE")
+case "$BUILD" in /*) ;; *) BUILD=$TREE/$BUILD ;; esac
+
+echo "== P1: goshim.tar.bz2"
+"$IMG" payload ccenv --source "$TREE" --chaintool "$OUT/chaintool" --builtin-template -q
+tar -tjf "$BUILD/goshim.tar.bz2" > "$OUT/goshim.list"
+echo "files: $(wc -l < "$OUT/goshim.list"), bytes: $(cd "$SRC" && xargs cat < "$OUT/goshim.list" | wc -c)"
+hyperfine -N --warmup 1 --runs 7 --export-markdown "$OUT/p1.md" \
+  -n 'tar -jhc (Makefile)' "sh -c 'tar -jhc -C $SRC -T $OUT/goshim.list > $OUT/make.tar.bz2'" \
+  -n 'imgforge (pbz2, all cores)' "target/release/examples/bench_archive $SRC $OUT/goshim.list $OUT/a.tar.bz2 0" \
+  -n 'imgforge (pbz2, 1 thread)' "target/release/examples/bench_archive $SRC $OUT/goshim.list $OUT/b.tar.bz2 1" \
+  -n 'imgforge (bzip2 crate, 1 thread)' "target/release/examples/bench_archive $SRC $OUT/goshim.list $OUT/c.tar.bz2 single"
+cmp "$OUT/a.tar.bz2" "$OUT/b.tar.bz2" && echo "pbz2 output identical for 1 thread and all cores"
+ls -l "$OUT/make.tar.bz2" "$OUT/a.tar.bz2" "$OUT/c.tar.bz2"
+
+echo "== P2: no-op imgforge peer"
+"$IMG" peer --source "$TREE" -q
+hyperfine -N --warmup 2 --runs 20 --export-markdown "$OUT/p2.md" -n 'imgforge peer (no-op)' "$IMG peer --source $TREE -q"
+before=$(docker ps -aq | wc -l)
+"$IMG" peer --source "$TREE" --json | grep -c '"event":"step_started"' || true
+echo "containers before/after a no-op: $before/$(docker ps -aq | wc -l)"
+
+echo "== P5: one file under peer/ changed"
+f=$(ls "$TREE"/peer/*.go | grep -v _test | head -1)
+cp "$f" "$OUT/saved.go"
+printf '\nvar _ = "imgforge bench %s"\n' "$(date +%s%N)" >> "$f"
+"$IMG" plan peer --source "$TREE"
+"$IMG" peer --source "$TREE" --json | grep -E '"event":"step_(stale|fresh)"' || true
+cp "$OUT/saved.go" "$f"
+"$IMG" peer --source "$TREE" -q
+
+echo "== P4: peak RSS streaming a 1 GiB context"
+CTX=$OUT/ctx; mkdir -p "$CTX"
+head -c 1073741824 /dev/urandom > "$CTX/big"
+printf 'FROM scratch\nCOPY big /big\n' > "$CTX/Dockerfile"
+/usr/bin/time -v target/release/examples/bench_context "$CTX" imgforge-bench/context:1g 2> "$OUT/p4.time"
+grep -E "Maximum resident|Elapsed" "$OUT/p4.time"
+docker rmi -f imgforge-bench/context:1g >/dev/null
+rm -rf "$CTX"
