@@ -430,6 +430,19 @@ async fn rebuild_is_a_noop_and_changes_are_explained() {
     assert_eq!(rebuilt.ran, ["compile/peer", "payload/peer", "image/peer"]);
     assert!(docker_run(&rebuilt.references[0], &["peer", "version"]).starts_with("peer (changed):"));
 
+    // an output replaced behind imgforge's back (make writing into the same build dir) is noticed
+    let bin = tree.root.join("build/docker/bin/peer");
+    let saved = std::fs::read(&bin).unwrap();
+    std::fs::write(&bin, b"not the peer").unwrap();
+    let plan = pipeline::explain(&cx, &spec).await.unwrap();
+    assert!(
+        fresh_or_reason(&plan, "compile/peer").contains("was changed since imgforge wrote it"),
+        "{plan:?}"
+    );
+    std::fs::write(&bin, saved).unwrap();
+    let plan = pipeline::explain(&cx, &spec).await.unwrap();
+    assert_eq!(fresh_or_reason(&plan, "compile/peer"), "fresh");
+
     // a variable change is named with old and new values
     let acme = tree.vars(&[("DOCKER_NS", "imgforgetestacme")]);
     let cx2 = Cx {

@@ -176,6 +176,13 @@ async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Re
             build_images(&["buildenv"], &a.vars, &a.build, reporter, cancel, &engine).await
         }
         Command::All(a) => {
+            if a.build.template.is_some() {
+                return Err(Error::Input {
+                    step: "arguments".into(),
+                    message: "--template names one template, but `all` builds four images".into(),
+                    hint: "build the image that needs it on its own (`imgforge peer --template FILE`), or use --builtin-template".into(),
+                });
+            }
             let names = spec::image_names();
             build_images(&names, &a.vars, &a.build, reporter, cancel, &engine).await
         }
@@ -307,17 +314,29 @@ async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Re
                 reporter.line(&format!("{:>12} {}", "Removed", dir.display()));
             }
             if *images {
-                let prefix = format!("{}/fabric-", v.get("DOCKER_NS"));
+                // Only images in our exact repositories, built by our image step for that
+                // repository: a user's image FROM fabric-peer inherits our labels.
+                let repos: Vec<String> = spec::image_names()
+                    .iter()
+                    .map(|n| v.repository(n))
+                    .collect();
                 let list = engine
                     .images_with_label(LABEL_MANAGED, "true")
                     .await
                     .map_err(|e| Error::engine("clean", e))?;
                 for img in list {
-                    let ours = img.repo_tags.iter().any(|t| t.starts_with(&prefix))
-                        && img
-                            .labels
-                            .get(imgforge::engine::LABEL_STEP)
-                            .is_some_and(|s| s.starts_with("image/"));
+                    let ours = img.repo_tags.iter().any(|t| {
+                        let repo = t.rsplit_once(':').map_or(t.as_str(), |(r, _)| r);
+                        repos.iter().any(|r| r == repo)
+                            && img
+                                .labels
+                                .get(imgforge::engine::LABEL_STEP)
+                                .map(String::as_str)
+                                == Some(&format!(
+                                    "image/{}",
+                                    repo.rsplit("/fabric-").next().unwrap_or("")
+                                ))
+                    });
                     if ours {
                         engine
                             .remove_image(&img.id, true)

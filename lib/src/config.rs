@@ -185,6 +185,16 @@ impl BuildVars {
     /// DockerNamespace, BaseDockerNamespace, in that order), followed by the static-link
     /// flags of `docker-env.mk` when `DOCKER_DYNAMIC_LINK=false`.
     pub fn docker_go_ldflags(&self) -> String {
+        let mut flags = self.go_ldflags();
+        if !self.dynamic_link() {
+            flags.push_str(" -linkmode external -extldflags '-static -lpthread'");
+        }
+        flags
+    }
+
+    /// `GO_LDFLAGS` of Fabric release-1.4's Makefile: the metadata `-X` flags only, as the
+    /// native `make peer` path uses them.
+    pub fn go_ldflags(&self) -> String {
         let meta = [
             ("Version", "BASE_VERSION"),
             ("CommitSHA", "EXTRA_VERSION"),
@@ -193,14 +203,10 @@ impl BuildVars {
             ("DockerNamespace", "DOCKER_NS"),
             ("BaseDockerNamespace", "BASE_DOCKER_NS"),
         ];
-        let mut flags: Vec<String> = meta
-            .iter()
+        meta.iter()
             .map(|(sym, var)| format!("-X {PKGNAME}/common/metadata.{sym}={}", self.get(var)))
-            .collect();
-        if !self.dynamic_link() {
-            flags.push("-linkmode external -extldflags '-static -lpthread'".into());
-        }
-        flags.join(" ")
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// Reference of a Fabric image repository: `$(DOCKER_NS)/fabric-<name>`.
@@ -217,6 +223,11 @@ impl BuildVars {
         )
     }
 }
+
+/// Go architecture names (`GOARCH`) that `ARCH` may take.
+pub const GO_ARCHES: &[&str] = &[
+    "amd64", "arm64", "s390x", "ppc64le", "386", "arm", "riscv64", "mips64le", "loong64",
+];
 
 /// Map a machine name (`uname -m`) to Go's GOARCH naming, as Fabric ≥1.3 does with
 /// `go env GOARCH`.
@@ -289,6 +300,12 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
     }
     let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
     (!s.is_empty()).then_some(s)
+}
+
+/// `(major, minor)` of a version such as `1.4.12` (missing parts are 0).
+pub fn two_digit(version: &str) -> (u32, u32) {
+    let mut parts = version.split(['.', '-']).map(|p| p.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
 
 /// Default of `DOCKER_DYNAMIC_LINK` by Fabric version: `true` from v1.4.4 (FAB-15026),
@@ -479,6 +496,22 @@ fn validate(vars: &BuildVars) -> Result<(), ConfigError> {
     plain("BASE_DOCKER_LABEL", false)?;
     plain("EXTRA_VERSION", false)?;
     plain("GO_TAGS", true)?;
+    let arch = vars.get("ARCH");
+    if !GO_ARCHES.contains(&arch) {
+        let origin = vars
+            .var("ARCH")
+            .map(|v| v.origin)
+            .unwrap_or(Origin::Default);
+        return Err(ConfigError::Invalid {
+            name: "ARCH".into(),
+            value: arch.into(),
+            problem: format!(
+                "expected Go's architecture name ({}), as Fabric ≥1.3 uses `go env GOARCH`; the value came from {origin}{}",
+                GO_ARCHES.join(", "),
+                if go_arch(arch) != arch { format!(" (did you mean {}?)", go_arch(arch)) } else { String::new() }
+            ),
+        });
+    }
     let dl = vars.get("DOCKER_DYNAMIC_LINK");
     if dl != "true" && dl != "false" {
         return Err(ConfigError::Invalid {

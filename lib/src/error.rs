@@ -80,9 +80,13 @@ impl Error {
             Error::Template(_) => vec![
                 "pass --template FILE to use another template, or fix the token in the template".into(),
             ],
-            Error::Engine { source: EngineError::ContainerExit { .. }, .. } => vec![
-                "the output above is the compiler's; fix the source or the variables (GO_TAGS, DOCKER_DYNAMIC_LINK)".into(),
-            ],
+            Error::Engine { step, source: EngineError::ContainerExit { .. } } => vec![match step.split('/').next() {
+                Some("compile") | Some("gotools") => "the lines above are the compiler's: fix the source, or the variables that reach it (GO_TAGS, DOCKER_DYNAMIC_LINK)".into(),
+                Some("archives") => "`go list` failed in the baseimage: is the tree a GOPATH-era Fabric checkout (no go.mod) with its vendor/ directory?".into(),
+                Some("check") => "the new base image does not work: check the root filesystem (for baseimage it needs golang-go, gcc, libc6-dev, git)".into(),
+                _ => "the lines above are the command's output".into(),
+            }],
+            Error::Engine { source: EngineError::ImageMissing { .. }, .. } => Vec::new(),
             _ => Vec::new(),
         }
     }

@@ -29,6 +29,50 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
+/// Tag an imported image carries until its check passed.
+const UNCHECKED_PREFIX: &str = "imgforge-unchecked-";
+
+/// Run the spec's check command in image `id`; returns its output.
+async fn check<E: Engine>(
+    engine: &E,
+    spec: &BaseSpec,
+    id: &str,
+    reporter: &dyn Reporter,
+    cancel: &CancellationToken,
+) -> Result<String, Error> {
+    let check_step = format!("check/{}", spec.image);
+    let out = engine
+        .run(
+            &RunSpec {
+                step: check_step.clone(),
+                image: id.to_string(),
+                cmd: spec.config.check.clone(),
+                capture_stdout: true,
+                ..Default::default()
+            },
+            reporter,
+            cancel,
+        )
+        .await
+        .map_err(|e| Error::engine(&check_step, e))?;
+    let printed = out.stdout.join("\n");
+    if !printed.contains(&spec.config.check_output) {
+        return Err(Error::Input {
+            step: check_step,
+            message: format!(
+                "`{}` in the new image printed {printed:?}, expected it to contain {:?}",
+                spec.config.check.join(" "),
+                spec.config.check_output
+            ),
+            hint: format!(
+                "the root filesystem lacks what fabric-{} needs (for baseimage: golang-go, gcc, libc6-dev, git); the image was removed",
+                spec.image
+            ),
+        });
+    }
+    Ok(printed)
+}
+
 /// Bumped when the factory's output for the same inputs changes, so old cached images are not reused.
 const FACTORY_VERSION: &str = "imgforge-factory-1";
 
@@ -336,27 +380,57 @@ pub async fn build_base<E: Engine>(
         }
     };
 
-    // 2. Cached?
-    let existing = engine
+    // 2. Cached? Images built FROM this one inherit its labels, so a candidate must also be
+    // the imported image itself (one layer, this step's label) and must have passed its check
+    // (an image that only has its "unchecked" tag was interrupted before the check).
+    let unchecked_tag = format!("{UNCHECKED_PREFIX}{}", &key[..16]);
+    let step_label = step_of(spec);
+    let mut candidates = Vec::new();
+    for summary in engine
         .images_with_label(LABEL_CONTENT_KEY, &key)
         .await
-        .map_err(|e| Error::engine(&step, e))?;
-    // Images built FROM this one inherit its labels; only the imported image itself carries
-    // this step label (a child built by imgforge overrides it).
-    let step_label = step_of(spec);
-    if let Some(img) = existing
-        .iter()
-        .find(|i| i.labels.get(LABEL_STEP) == Some(&step_label))
+        .map_err(|e| Error::engine(&step, e))?
     {
+        if let Some(img) = engine
+            .inspect_image(&summary.id)
+            .await
+            .map_err(|e| Error::engine(&step, e))?
+        {
+            if img.layers == 1 && img.labels.get(LABEL_STEP) == Some(&step_label) {
+                candidates.push(img);
+            }
+        }
+    }
+    let checked = candidates
+        .iter()
+        .find(|i| i.repo_tags.iter().any(|t| !t.contains(UNCHECKED_PREFIX)));
+    if let Some(img) = checked.or(candidates.first()) {
+        let printed = if checked.is_none() {
+            check(engine, spec, &img.id, reporter, cancel).await?
+        } else {
+            String::new()
+        };
         if !img.repo_tags.iter().any(|r| r == &reference) {
             engine
                 .tag(&img.id, &repository, &tag)
                 .await
                 .map_err(|e| Error::engine(&step, e))?;
         }
+        let _ = engine
+            .remove_image(&format!("{repository}:{unchecked_tag}"), false)
+            .await;
         reporter.event(&Event::StepFresh {
             step: step.clone(),
-            reason: format!("image {} has content key {}", img.id, &key[..12]),
+            reason: format!(
+                "image {} has content key {}{}",
+                img.id,
+                &key[..12],
+                if printed.is_empty() {
+                    ""
+                } else {
+                    " (checked now)"
+                }
+            ),
         });
         return Ok(BaseImage {
             reference,
@@ -419,7 +493,7 @@ pub async fn build_base<E: Engine>(
             ImportSpec {
                 step: step.clone(),
                 repository: repository.clone(),
-                tag: tag.clone(),
+                tag: unchecked_tag.clone(),
                 changes: all_changes,
                 producer,
             },
@@ -444,37 +518,23 @@ pub async fn build_base<E: Engine>(
             ),
         });
     }
-    // 4. Check it works.
-    let check_step = format!("check/{}", spec.image);
-    let out = engine
-        .run(
-            &RunSpec {
-                step: check_step.clone(),
-                image: id.clone(),
-                cmd: spec.config.check.clone(),
-                capture_stdout: true,
-                ..Default::default()
-            },
-            reporter,
-            cancel,
-        )
+    // 4. Check it works, then give it its real tag; a failed image is removed.
+    let printed = match check(engine, spec, &id, reporter, cancel).await {
+        Ok(p) => p,
+        Err(e) => {
+            if !matches!(e, Error::Cancelled) {
+                let _ = engine.remove_image(&id, true).await;
+            }
+            return Err(e);
+        }
+    };
+    engine
+        .tag(&id, &repository, &tag)
         .await
-        .map_err(|e| Error::engine(&check_step, e))?;
-    let printed = out.stdout.join("\n");
-    if !printed.contains(&spec.config.check_output) {
-        return Err(Error::Input {
-            step: check_step,
-            message: format!(
-                "`{}` in the new image printed {printed:?}, expected it to contain {:?}",
-                spec.config.check.join(" "),
-                spec.config.check_output
-            ),
-            hint: format!(
-                "the root filesystem lacks what fabric-{} needs (for baseimage: golang-go, gcc, libc6-dev, git)",
-                spec.image
-            ),
-        });
-    }
+        .map_err(|e| Error::engine(&step, e))?;
+    let _ = engine
+        .remove_image(&format!("{repository}:{unchecked_tag}"), false)
+        .await;
     reporter.event(&Event::Tagged {
         reference: reference.clone(),
         id: id.clone(),

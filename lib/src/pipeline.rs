@@ -24,8 +24,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// Key of the image ID in a recorded image step's outputs.
+const IMAGE_ID: &str = "image_id";
+
 /// Bumped when a step's behaviour changes, so old fingerprints do not count as fresh.
-const STEP_VERSION: &str = "1";
+const STEP_VERSION: &str = "2";
 
 /// File suffixes of Go build inputs (what `go install` and `go list` read).
 const GO_SUFFIXES: &[&str] = &[
@@ -328,6 +331,50 @@ impl Fingerprinter {
         self.digests.digest(path).map_err(|e| io_err(step, path, e))
     }
 
+    /// Digest of an output: a file's content, or for a directory its files' names, modes and
+    /// contents. `None` when it does not exist.
+    fn output_digest(&self, step: &str, path: &Path) -> Result<Option<String>, Error> {
+        if path.is_file() {
+            return self.file_digest(step, path).map(Some);
+        }
+        if !path.is_dir() {
+            return Ok(None);
+        }
+        let mut listing = String::new();
+        for f in list_files(path, &[], &[]).map_err(|e| io_err(step, path, e))? {
+            let abs = path.join(&f);
+            let mode = std::fs::metadata(&abs)
+                .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+                .map_err(|e| io_err(step, &abs, e))?;
+            listing.push_str(&format!(
+                "{}\0{mode:o}\0{}\0",
+                f.display(),
+                self.file_digest(step, &abs)?
+            ));
+        }
+        Ok(Some(crate::fingerprint::files::sha256_hex(
+            listing.as_bytes(),
+        )))
+    }
+
+    /// Record what `step` produced (after it succeeded).
+    fn record_outputs(
+        &self,
+        step: &PlanStep,
+        fp: &mut Fingerprint,
+        image_id: Option<&str>,
+    ) -> Result<(), Error> {
+        for out in &step.outputs {
+            if let Some(d) = self.output_digest(&step.id, out)? {
+                fp.outputs.insert(out.display().to_string(), d);
+            }
+        }
+        if let Some(id) = image_id {
+            fp.outputs.insert(IMAGE_ID.into(), id.to_string());
+        }
+        Ok(())
+    }
+
     /// The fingerprint of `step` now. Reads files and asks the engine for image IDs; runs nothing.
     async fn fingerprint<E: Engine>(
         &self,
@@ -381,7 +428,15 @@ impl Fingerprinter {
                     ],
                 );
                 if cx.options.native {
-                    fp.add("step:native", "true");
+                    // the host toolchain is an input of a native build
+                    let v = tokio::process::Command::new("go")
+                        .arg("version")
+                        .output()
+                        .await;
+                    let v = v
+                        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                        .unwrap_or_default();
+                    fp.add("step:native", v);
                 } else {
                     let r = cx.vars.base_image("baseimage");
                     fp.add(format!("image:{r}"), self.image_id(cx, id, &r).await?);
@@ -401,26 +456,48 @@ impl Fingerprinter {
                 fp.add(format!("image:{r}"), self.image_id(cx, id, &r).await?);
             }
             StepKind::TreeArchive { tree, .. } => {
+                // every entry the archiver writes: type, mode, link target, content
                 let root = cx.source().join(tree);
-                let files = list_files(&root, &[], &[]).map_err(|e| io_err(id, &root, e))?;
-                for f in files {
-                    let abs = root.join(&f);
-                    let mode = std::fs::metadata(&abs)
-                        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
-                        .unwrap_or(0);
-                    fp.add(
-                        format!("file:{tree}/{}", f.display()),
-                        format!("{} {mode:o}", self.file_digest(id, &abs)?),
-                    );
+                for e in walkdir::WalkDir::new(&root)
+                    .follow_links(false)
+                    .sort_by_file_name()
+                    .min_depth(1)
+                {
+                    let e = e.map_err(|e| io_err(id, &root, std::io::Error::other(e)))?;
+                    let rel = e
+                        .path()
+                        .strip_prefix(&root)
+                        .expect("under root")
+                        .display()
+                        .to_string();
+                    let meta = e
+                        .metadata()
+                        .map_err(|err| io_err(id, e.path(), std::io::Error::other(err)))?;
+                    let mode =
+                        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+                    let value = if e.file_type().is_dir() {
+                        format!("dir {mode:o}")
+                    } else if e.file_type().is_symlink() {
+                        let t = std::fs::read_link(e.path())
+                            .map_err(|err| io_err(id, e.path(), err))?;
+                        format!("link {}", t.display())
+                    } else {
+                        format!("{} {mode:o}", self.file_digest(id, e.path())?)
+                    };
+                    fp.add(format!("file:{tree}/{rel}"), value);
                 }
                 fp.add("var:SOURCE_DATE_EPOCH", cx.mtime().to_string());
             }
             StepKind::GotoolsArchive { .. } => {
                 let bin = cx.build_dir().join("docker/gotools/bin");
                 for f in list_files(&bin, &[], &[]).map_err(|e| io_err(id, &bin, e))? {
+                    let abs = bin.join(&f);
+                    let mode = std::fs::metadata(&abs)
+                        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+                        .map_err(|e| io_err(id, &abs, e))?;
                     fp.add(
                         format!("output:gotools#{}", f.display()),
-                        self.file_digest(id, &bin.join(&f))?,
+                        format!("{} {mode:o}", self.file_digest(id, &abs)?),
                     );
                 }
                 fp.add("var:SOURCE_DATE_EPOCH", cx.mtime().to_string());
@@ -486,22 +563,33 @@ impl Fingerprinter {
         if let Some(reason) = compare(&old, &fp) {
             return stale(reason);
         }
+        // Outputs must still be what this step wrote (make, or a person, may have replaced them).
+        for (path, digest) in old.outputs.iter().filter(|(k, _)| *k != IMAGE_ID) {
+            if self.output_digest(&step.id, Path::new(path))?.as_ref() != Some(digest) {
+                return stale(StaleReason::OutputChanged { path: path.clone() });
+            }
+        }
         if step.kind == StepKind::Image {
-            let key = fp.key();
+            // The recorded image itself, not any image carrying the label: images built FROM
+            // ours inherit its labels.
+            let (repository, tags) = image::references(cx, spec)?;
+            let missing = || StaleReason::ImageMissing {
+                reference: format!("{repository}:{}", tags[0]),
+            };
+            let Some(id) = old.outputs.get(IMAGE_ID) else {
+                return stale(missing());
+            };
             let found = cx
                 .engine
-                .images_with_label(LABEL_FINGERPRINT, &key)
+                .inspect_image(id)
                 .await
                 .map_err(|e| Error::engine(&step.id, e))?;
-            match found.into_iter().next() {
-                Some(img) => return Ok((Freshness::Fresh, fp, Some(img.id))),
-                None => {
-                    let (repository, tags) = image::references(cx, spec)?;
-                    return stale(StaleReason::ImageMissing {
-                        reference: format!("{repository}:{}", tags[0]),
-                    });
+            return match found {
+                Some(img) if img.labels.get(LABEL_FINGERPRINT) == Some(&fp.key()) => {
+                    Ok((Freshness::Fresh, fp, Some(img.id)))
                 }
-            }
+                _ => stale(missing()),
+            };
         }
         Ok((Freshness::Fresh, fp, None))
     }
@@ -548,6 +636,8 @@ pub fn preflight<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Result<(), Erro
             hint: "pass --chaintool PATH (a chaintool program or the fabric-chaintool-1.1.3.jar you have), or set CHAINTOOL_URL to where it can be downloaded".into(),
         });
     }
+    // every tag must be valid before any work starts (an ARCH or version can make one invalid)
+    image::references(cx, spec)?;
     if let Some(p) = &cx.options.chaintool {
         if !p.is_file() {
             return Err(Error::Input {
@@ -632,13 +722,15 @@ async fn step_task<E: Engine>(
             });
             fpr.store
                 .clear(&step.id)
-                .map_err(|e| io_err(&step.id, Path::new(".imgforge/fp"), e))?;
+                .map_err(|e| io_err(&step.id, &fpr.store.dir(), e))?;
             let result = run_step(cx, spec, step, &fp.key()).await?;
             // Inputs were fingerprinted before the run: a file edited during the run makes the
             // next run stale, never falsely fresh.
+            let mut fp = fp;
+            fpr.record_outputs(step, &mut fp, result.as_ref().map(|(id, _)| id.as_str()))?;
             fpr.store
                 .save(&step.id, &fp)
-                .map_err(|e| io_err(&step.id, Path::new(".imgforge/fp"), e))?;
+                .map_err(|e| io_err(&step.id, &fpr.store.dir(), e))?;
             Ok((true, result))
         }
     }
@@ -650,6 +742,18 @@ async fn execute<E: Engine>(
     with_image: bool,
 ) -> Result<BuiltImage, Error> {
     preflight(cx, spec)?;
+    let (major_minor, v) = (
+        crate::config::two_digit(cx.vars.get("BASE_VERSION")),
+        cx.vars.get("BASE_VERSION"),
+    );
+    if major_minor < (1, 4) {
+        cx.reporter.event(&Event::Notice {
+            step: format!("image/{}", spec.image),
+            message: format!(
+                "BASE_VERSION {v} predates 1.4: imgforge follows Fabric release-1.4's Makefile (metadata flags, tags, templates); 1.0 and 1.3 differ (1.3 also sets metadata.Experimental, 1.0 uses ARCH=x86_64 and Version=PROJECT_VERSION)"
+            ),
+        });
+    }
     let mut steps = plan(cx, spec);
     if !with_image {
         steps.retain(|s| s.kind != StepKind::Image);

@@ -23,6 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// Longest line kept, in bytes; longer runs without a newline are split.
+const MAX_LINE: usize = 64 * 1024;
 /// Lines of output kept for error messages.
 const TAIL_LINES: usize = 30;
 /// Chunk size of streamed uploads, in bytes; with [`UPLOAD_QUEUE`] this bounds the memory an
@@ -127,6 +129,18 @@ impl LineSplitter {
     fn feed(&mut self, text: &str) -> Vec<String> {
         self.partial.push_str(text);
         let mut lines = Vec::new();
+        // Output without newlines (progress bars redrawn with \r, binary junk) must not grow
+        // without bound: cut it into lines of at most MAX_LINE bytes.
+        while !self.partial.contains('\n') && self.partial.len() > MAX_LINE {
+            let mut cut = MAX_LINE;
+            while !self.partial.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let line: String = self.partial.drain(..cut).collect();
+            let line = strip_ansi(&line);
+            self.keep(&line);
+            lines.push(line);
+        }
         while let Some(pos) = self.partial.find('\n') {
             let line: String = self.partial.drain(..=pos).collect();
             let line = strip_ansi(line.trim_end_matches(['\n', '\r']));
@@ -151,6 +165,27 @@ impl LineSplitter {
     }
     fn tail(&self) -> Vec<String> {
         self.tail.iter().cloned().collect()
+    }
+}
+
+/// Force-removes a container when dropped while still armed (`id` is `Some`).
+struct RemoveOnDrop {
+    docker: Docker,
+    id: Option<String>,
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let (Some(id), Ok(rt)) = (self.id.take(), tokio::runtime::Handle::try_current()) {
+            let docker = self.docker.clone();
+            rt.spawn(async move {
+                let opts = RemoveContainerOptionsBuilder::default()
+                    .force(true)
+                    .v(true)
+                    .build();
+                let _ = docker.remove_container(&id, Some(opts)).await;
+            });
+        }
     }
 }
 
@@ -389,7 +424,13 @@ impl DockerEngine {
             Some(Ok(r)) => r.status_code,
             Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
             Some(Err(e)) => return Err(api(format!("wait for container from {}", spec.image), e)),
-            None => 0,
+            None => {
+                return Err(EngineError::Api {
+                    op: format!("wait for container from {}", spec.image),
+                    message: "the engine ended the wait without an exit status (daemon restarted?)"
+                        .into(),
+                })
+            }
         };
         if code != 0 {
             let mut log_tail = tail.tail();
@@ -532,6 +573,7 @@ fn image_info(i: bollard::models::ImageInspect) -> ImageInfo {
         labels: config.labels.unwrap_or_default().into_iter().collect(),
         env: config.env.unwrap_or_default(),
         workdir: config.working_dir.unwrap_or_default(),
+        layers: i.root_fs.and_then(|r| r.layers).map_or(0, |l| l.len()),
     }
 }
 
@@ -587,11 +629,17 @@ impl Engine for DockerEngine {
             .create_container(Some(CreateContainerOptionsBuilder::default().build()), body)
             .await
             .map_err(|e| api(format!("create container from {}", spec.image), e))?;
-        // From here on the container exists: remove it on every path.
+        // From here on the container exists: remove it on every path — also when this future
+        // is dropped or a panic unwinds through it (the guard spawns the removal).
+        let mut guard = RemoveOnDrop {
+            docker: self.docker.clone(),
+            id: Some(created.id.clone()),
+        };
         let result = tokio::select! {
             r = self.run_inner(&created.id, spec, reporter) => r,
             _ = cancel.cancelled() => Err(EngineError::Cancelled),
         };
+        guard.id = None;
         self.force_remove(&created.id).await;
         result
     }
@@ -646,17 +694,30 @@ impl Engine for DockerEngine {
                     }
                 }
             }
+            // Drop the request first: a producer blocked on a full queue then sees the closed
+            // channel instead of waiting for the daemon to hang up.
+            drop(stream);
             (failure, producer.await)
         };
         let (failure, produced) = tokio::select! {
             r = work => r,
             _ = cancel.cancelled() => return Err(EngineError::Cancelled),
         };
-        if let Ok(Err(e)) = produced {
-            return Err(EngineError::Stream {
-                what: format!("root filesystem layer for {reference}"),
-                source: e,
-            });
+        match produced {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(EngineError::Stream {
+                    what: format!("root filesystem layer for {reference}"),
+                    source: e,
+                })
+            }
+            // The writer thread panicked: the layer may be truncated at a chunk boundary.
+            Err(e) => {
+                return Err(EngineError::Stream {
+                    what: format!("root filesystem layer for {reference}"),
+                    source: io::Error::other(e.to_string()),
+                })
+            }
         }
         if let Some(e) = failure {
             return Err(api(format!("import {reference}"), e));

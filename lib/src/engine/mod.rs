@@ -97,6 +97,8 @@ pub struct ImageInfo {
     pub env: Vec<String>,
     /// Config working dir.
     pub workdir: String,
+    /// Number of filesystem layers (0 when unknown, e.g. from an image list).
+    pub layers: usize,
 }
 
 /// Engine failures, each with what to do about it.

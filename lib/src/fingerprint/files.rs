@@ -3,8 +3,8 @@
 //! Hashing a Fabric tree (≈ 4,800 files, 55 MB) costs tens of milliseconds; stat-ing it costs a
 //! few. [`FileDigests`] keeps, per path, the `(size, mtime ns, inode, ctime ns)` seen when the
 //! file was last hashed and reuses the digest while they are unchanged — like git's index. As
-//! in git, an entry whose mtime is not at least one second older than the moment the cache was
-//! written is "racily clean" (the file could have changed again within the same timestamp
+//! in git, an entry whose mtime is not at least one second older than the moment the file was
+//! hashed is "racily clean" (the file could have changed again within the same timestamp
 //! tick) and is hashed again.
 
 use serde::{Deserialize, Serialize};
@@ -35,19 +35,22 @@ impl Stat {
     }
 }
 
+/// Per path: the stat seen, the digest, and when the file was hashed (ns since the epoch).
+type Entry = (Stat, String, i128);
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct CacheFile {
-    /// When the cache was written, ns since the epoch.
-    written_ns: i128,
-    entries: BTreeMap<PathBuf, (Stat, String)>,
+    entries: BTreeMap<PathBuf, Entry>,
 }
 
 /// A digest cache for files, persisted as JSON at `path` (e.g. `build/.imgforge/stat-cache.json`).
+/// Entries keep the time their file was hashed; an entry is trusted only while the file's stat
+/// is unchanged and its mtime is at least one second older than that time.
 #[derive(Debug)]
 pub struct FileDigests {
     path: PathBuf,
     old: CacheFile,
-    new: Mutex<BTreeMap<PathBuf, (Stat, String)>>,
+    new: Mutex<BTreeMap<PathBuf, Entry>>,
     hashed: std::sync::atomic::AtomicU64,
 }
 
@@ -92,22 +95,25 @@ impl FileDigests {
     pub fn digest(&self, file: &Path) -> std::io::Result<String> {
         let meta = std::fs::metadata(file)?;
         let stat = Stat::of(&meta);
-        if let Some((s, d)) = self.old.entries.get(file) {
-            if *s == stat && stat.mtime_ns + 1_000_000_000 <= self.old.written_ns {
+        // Trusted only when the file was last modified at least a second before it was
+        // hashed: a write in the same timestamp tick as the hash would be invisible to stat.
+        if let Some((s, d, hashed_ns)) = self.old.entries.get(file) {
+            if *s == stat && stat.mtime_ns + 1_000_000_000 <= *hashed_ns {
                 self.new
                     .lock()
                     .expect("lock")
-                    .insert(file.to_path_buf(), (stat, d.clone()));
+                    .insert(file.to_path_buf(), (stat, d.clone(), *hashed_ns));
                 return Ok(d.clone());
             }
         }
+        let hashed_ns = now_ns();
         let d = hash_file(file)?;
         self.hashed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.new
             .lock()
             .expect("lock")
-            .insert(file.to_path_buf(), (stat, d.clone()));
+            .insert(file.to_path_buf(), (stat, d.clone(), hashed_ns));
         Ok(d)
     }
 
@@ -120,10 +126,7 @@ impl FileDigests {
     pub fn save(&self) -> std::io::Result<()> {
         let mut entries = self.old.entries.clone();
         entries.extend(self.new.lock().expect("lock").clone());
-        let cache = CacheFile {
-            written_ns: now_ns(),
-            entries,
-        };
+        let cache = CacheFile { entries };
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -218,7 +221,7 @@ mod tests {
         assert_ne!(c3.digest(&f).unwrap(), d1);
         assert_eq!(c3.hashed(), 1);
         c3.save().unwrap();
-        // the file was modified less than a second before the cache was written: racy, rehash
+        // the file was modified less than a second before it was hashed: racy, rehash
         let c4 = FileDigests::load(&cache);
         c4.digest(&f).unwrap();
         assert_eq!(c4.hashed(), 1, "racily clean entry was trusted");

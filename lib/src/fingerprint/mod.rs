@@ -24,6 +24,12 @@ use std::path::{Path, PathBuf};
 pub struct Fingerprint {
     /// Input name → digest or value.
     pub inputs: BTreeMap<String, String>,
+    /// What the step produced, recorded after it succeeded: output path → sha256 of its
+    /// content (`image_id` → the image ID for the image step). Not part of [`Fingerprint::key`];
+    /// checked on the next run so that an output changed by someone else (make writing into
+    /// the same `.build`, a hand edit, a re-tag) makes the step stale.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, String>,
 }
 
 impl Fingerprint {
@@ -92,6 +98,11 @@ pub enum StaleReason {
         /// That step.
         step: String,
     },
+    /// A recorded output was changed by something other than this step.
+    OutputChanged {
+        /// Its path.
+        path: String,
+    },
     /// A recorded output is gone.
     OutputMissing {
         /// Its path.
@@ -126,6 +137,9 @@ impl std::fmt::Display for StaleReason {
             StaleReason::DependencyChanged { step } => write!(f, "the output of {step} changed"),
             StaleReason::DependencyStale { step } => write!(f, "{step} will run first"),
             StaleReason::OutputMissing { path } => write!(f, "output {path} is missing"),
+            StaleReason::OutputChanged { path } => {
+                write!(f, "output {path} was changed since imgforge wrote it")
+            }
             StaleReason::ImageMissing { reference } => {
                 write!(f, "image {reference} is missing in the engine")
             }
@@ -151,7 +165,7 @@ pub enum Freshness {
 /// Explain the first difference between a stored and a current fingerprint, or `None` when
 /// they are equal.
 pub fn compare(old: &Fingerprint, new: &Fingerprint) -> Option<StaleReason> {
-    if old == new {
+    if old.inputs == new.inputs {
         return None;
     }
     let names: std::collections::BTreeSet<&String> =
@@ -194,6 +208,11 @@ impl Store {
         Store {
             dir: build_dir.join(".imgforge/fp"),
         }
+    }
+
+    /// The directory holding the fingerprints.
+    pub fn dir(&self) -> PathBuf {
+        self.dir.clone()
     }
 
     fn path(&self, step: &str) -> PathBuf {

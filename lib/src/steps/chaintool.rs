@@ -71,7 +71,7 @@ pub async fn chaintool<E: Engine>(cx: &Cx<'_, E>) -> Result<PathBuf, Error> {
     let t = cx.start(step, format!("download {url}"));
     let d = dest.clone();
     let u = url.clone();
-    let size = tokio::task::spawn_blocking(move || -> Result<u64, String> {
+    let download = tokio::task::spawn_blocking(move || -> Result<u64, String> {
         if let Some(path) = u.strip_prefix("file://") {
             let src = PathBuf::from(path);
             return write_atomic(&d, |w| {
@@ -87,7 +87,12 @@ pub async fn chaintool<E: Engine>(cx: &Cx<'_, E>) -> Result<PathBuf, Error> {
             })
             .map_err(|e| e.to_string());
         }
-        let resp = ureq::get(&u).call().map_err(|e| e.to_string())?;
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(std::time::Duration::from_secs(30)))
+            .timeout_recv_body(Some(std::time::Duration::from_secs(600)))
+            .build()
+            .into();
+        let resp = agent.get(&u).call().map_err(|e| e.to_string())?;
         let mut body = resp.into_body();
         let mut reader = body.as_reader();
         write_atomic(&d, |w| {
@@ -98,8 +103,13 @@ pub async fn chaintool<E: Engine>(cx: &Cx<'_, E>) -> Result<PathBuf, Error> {
             Ok(())
         })
         .map_err(|e| e.to_string())
-    })
-    .await
+    });
+    // The download is bounded by ureq's timeouts; a Ctrl-C does not wait for it (whatever it
+    // writes goes to a temporary file first).
+    let size = tokio::select! {
+        r = download => r,
+        _ = cx.cancel.cancelled() => return Err(Error::Cancelled),
+    }
     .expect("download task")
     .map_err(|e| Error::Input {
         step: step.into(),

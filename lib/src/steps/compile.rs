@@ -122,13 +122,20 @@ async fn compile_native<E: Engine>(
         .to_path_buf();
     let bin = cx.build_dir().join("bin");
     mkdir_p(&step, &bin)?;
-    let ldflags = cx.vars.docker_go_ldflags();
+    // `make peer` (the native path) uses GO_LDFLAGS: no static-link flags.
+    let ldflags = cx.vars.go_ldflags();
     let t = cx.start(
         &step,
         format!("go install -ldflags \"{ldflags}\" {PKGNAME}/{package} (host)"),
     );
     let out = tokio::process::Command::new("go")
-        .args(["install", "-tags", cx.vars.get("GO_TAGS"), "-ldflags", &ldflags])
+        .args([
+            "install",
+            "-tags",
+            cx.vars.get("GO_TAGS"),
+            "-ldflags",
+            &ldflags,
+        ])
         .arg(format!("{PKGNAME}/{package}"))
         .current_dir(&src)
         .env("GOPATH", &gopath)
@@ -137,8 +144,12 @@ async fn compile_native<E: Engine>(
         .env("GOFLAGS", "")
         .env("CGO_CFLAGS", " ")
         .kill_on_drop(true)
-        .output()
-        .await
+        .output();
+    // Cancellation drops the child future, and kill_on_drop ends `go`.
+    let out = tokio::select! {
+        r = out => r,
+        _ = cx.cancel.cancelled() => return Err(Error::Cancelled),
+    }
         .map_err(|e| Error::Input {
             step: step.clone(),
             message: format!("cannot run the host's `go`: {e}"),
