@@ -179,3 +179,76 @@ async fn rootfs_directory_import_keeps_links_and_is_cached_by_content() {
     let _ = engine.remove_image(&changed.id, true).await;
     assert!(managed_containers().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rootfs_tar_import_is_checked_and_cached() {
+    let Some(engine) = engine_or_skip("factory tar e2e").await else {
+        return;
+    };
+    ensure_base_images(&engine).await;
+    let _serial = serial().await;
+    let base_tree = std::fs::read_dir(cache_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("rootfs-baseos-")
+        })
+        .expect("debootstrap baseos tree in the test cache");
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = tmp.path().join("rootfs.tar");
+    // a rootfs tar made by GNU tar, as a user would bring one (device nodes excluded)
+    sh(std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&base_tree)
+        .args(["--exclude=./dev/*", "-cf"])
+        .arg(&tar)
+        .arg("."));
+    let ns = format!("{TEST_NS}tar");
+    let vars = resolve(None, &test_inputs(&[("BASE_DOCKER_NS", &ns)])).unwrap();
+    let spec = imgforge::spec::base_spec("baseos").unwrap();
+    let opts = BaseOptions {
+        rootfs: RootfsInput::Tar(tar.clone()),
+        work_dir: cache_dir(),
+        mtime: 0,
+    };
+    let reference = format!("{ns}/fabric-baseos:amd64-0.4.22");
+    if let Some(old) = engine.inspect_image(&reference).await.unwrap() {
+        engine.remove_image(&old.id, true).await.unwrap();
+    }
+    let rec = Recorder::default();
+    let img = build_base(
+        &engine,
+        &vars,
+        &spec,
+        &opts,
+        &rec,
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(!img.fresh);
+    assert_eq!(
+        docker_run(&reference, &["/bin/sh", "-c", "echo ok"]).trim(),
+        "ok"
+    );
+    // no temporary "unchecked" tag is left behind
+    let info = engine.inspect_image(&img.id).await.unwrap().unwrap();
+    assert_eq!(info.repo_tags, vec![reference.clone()]);
+    let again = build_base(
+        &engine,
+        &vars,
+        &spec,
+        &opts,
+        &Recorder::default(),
+        &CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(again.fresh);
+    assert_eq!(again.id, img.id);
+    engine.remove_image(&img.id, true).await.unwrap();
+    assert!(managed_containers().is_empty());
+}

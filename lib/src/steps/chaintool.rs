@@ -120,3 +120,101 @@ pub async fn chaintool<E: Engine>(cx: &Cx<'_, E>) -> Result<PathBuf, Error> {
     t.finish(format!("{} ({size} bytes)", dest.display()));
     Ok(dest)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{resolve, VarInputs};
+    use crate::engine::docker::LazyDockerEngine;
+    use crate::event::Silent;
+    use crate::steps::BuildOptions;
+    use std::io::{Read, Write};
+    use tokio_util::sync::CancellationToken;
+
+    /// Serve one HTTP response on a loopback port; returns the URL.
+    fn serve_once(status: &'static str, body: &'static [u8]) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = listener.accept() {
+                let mut buf = [0u8; 2048];
+                let _ = s.read(&mut buf);
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(body);
+            }
+        });
+        format!("http://{addr}/fabric-chaintool-1.1.3.jar")
+    }
+
+    async fn fetch(
+        url: Option<String>,
+        path: Option<PathBuf>,
+    ) -> (tempfile::TempDir, Result<PathBuf, Error>) {
+        let d = tempfile::tempdir().unwrap();
+        let mut inputs = VarInputs::default();
+        if let Some(u) = url {
+            inputs.flags.insert("CHAINTOOL_URL".into(), u);
+        }
+        let vars = resolve(Some(d.path()), &inputs).unwrap();
+        let options = BuildOptions {
+            chaintool: path,
+            ..Default::default()
+        };
+        // chaintool never talks to the engine: the lazy engine is never connected
+        let engine = LazyDockerEngine::new();
+        let cancel = CancellationToken::new();
+        let cx = Cx {
+            vars: &vars,
+            options: &options,
+            engine: &engine,
+            reporter: &Silent,
+            cancel: &cancel,
+        };
+        let r = chaintool(&cx).await;
+        (d, r)
+    }
+
+    #[tokio::test]
+    async fn downloads_chaintool_url_atomically_and_executable() {
+        let url = serve_once("200 OK", b"#!/bin/sh\necho chaintool\n");
+        let (_d, r) = fetch(Some(url), None).await;
+        let p = r.unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"#!/bin/sh\necho chaintool\n");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+    }
+
+    #[tokio::test]
+    async fn failed_download_names_the_url_and_leaves_nothing() {
+        let url = serve_once("404 Not Found", b"no");
+        let (d, r) = fetch(Some(url.clone()), None).await;
+        let e = r.unwrap_err();
+        assert!(e.to_string().contains(&url), "{e}");
+        assert!(e.hints()[0].contains("--chaintool PATH"));
+        let bin = d.path().join("build/bin");
+        assert_eq!(
+            std::fs::read_dir(&bin).unwrap().count(),
+            0,
+            "partial download left in {}",
+            bin.display()
+        );
+    }
+
+    #[tokio::test]
+    async fn neither_path_nor_url_says_how_to_provide_it() {
+        let (_d, r) = fetch(None, None).await;
+        let e = r.unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("neither --chaintool nor CHAINTOOL_URL"),
+            "{e}"
+        );
+        assert_eq!(e.exit_code(), 2);
+    }
+}
