@@ -21,6 +21,7 @@ async fn main() {
         context_dir: args[1].clone().into(),
         reference: args[2].clone(),
         labels: BTreeMap::new(),
+        build_args: BTreeMap::new(),
     };
     let id = engine
         .build(&spec, &Silent, &tokio_util::sync::CancellationToken::new())

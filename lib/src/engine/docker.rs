@@ -472,6 +472,13 @@ impl DockerEngine {
             .rm(true)
             .forcerm(true)
             .labels(&labels)
+            .buildargs(
+                &spec
+                    .build_args
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            )
             .build();
         let mut stream = self
             .docker

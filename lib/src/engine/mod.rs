@@ -65,6 +65,9 @@ pub struct BuildSpec {
     pub reference: String,
     /// Labels added to the image (besides the ones in the Dockerfile).
     pub labels: BTreeMap<String, String>,
+    /// `--build-arg`s (imgforge passes the proxy variables, as `docker-env.mk`'s
+    /// `DOCKER_BUILD_FLAGS` does; Docker predefines them, so no `ARG` is needed).
+    pub build_args: BTreeMap<String, String>,
 }
 
 /// Writes an uncompressed layer tar into the given writer; runs on a blocking thread.

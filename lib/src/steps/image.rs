@@ -94,6 +94,14 @@ pub async fn image<E: Engine>(
             (LABEL_STEP.to_string(), step.clone()),
             (LABEL_FINGERPRINT.to_string(), fingerprint.to_string()),
         ]),
+        build_args: cx
+            .proxy_env()
+            .into_iter()
+            .filter_map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect(),
     };
     let id = cx
         .engine
