@@ -84,16 +84,7 @@ async fn rootfs_directory_import_keeps_links_and_is_cached_by_content() {
     ensure_base_images(&engine).await;
     let _serial = serial().await;
     // a rootfs directory: the cached debootstrap baseos tree plus a few special files
-    let base_tree = std::fs::read_dir(cache_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("rootfs-baseos-")
-        })
-        .expect("debootstrap baseos tree in the test cache");
+    let base_tree = cached_baseos_tree();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("rootfs");
     sh(std::process::Command::new("cp")
@@ -187,16 +178,7 @@ async fn rootfs_tar_import_is_checked_and_cached() {
     };
     ensure_base_images(&engine).await;
     let _serial = serial().await;
-    let base_tree = std::fs::read_dir(cache_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("rootfs-baseos-")
-        })
-        .expect("debootstrap baseos tree in the test cache");
+    let base_tree = cached_baseos_tree();
     let tmp = tempfile::tempdir().unwrap();
     let tar = tmp.path().join("rootfs.tar");
     // a rootfs tar made by GNU tar, as a user would bring one (device nodes excluded)

@@ -204,3 +204,17 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     SERIAL.lock().await
 }
+
+/// The debootstrap baseos tree that [`ensure_base_images`] left in the test cache.
+pub fn cached_baseos_tree() -> PathBuf {
+    std::fs::read_dir(cache_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("rootfs-baseos-")
+        })
+        .expect("debootstrap baseos tree in the test cache")
+}

@@ -292,20 +292,28 @@ impl DockerEngine {
         })
     }
 
-    /// Remove containers left by imgforge processes of this host that no longer run (killed
-    /// with SIGKILL, machine crash): their session label names this host and a dead pid.
-    /// Returns the IDs removed.
-    pub async fn sweep_orphans(&self) -> Result<Vec<String>, EngineError> {
-        let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_MANAGED}=true")])]);
+    /// Containers (running or not) carrying label `key=value`.
+    async fn labelled_containers(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<bollard::models::ContainerSummary>, EngineError> {
+        let filters = HashMap::from([("label".to_string(), vec![format!("{key}={value}")])]);
         let opts = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(&filters)
             .build();
-        let list = self
-            .docker
+        self.docker
             .list_containers(Some(opts))
             .await
-            .map_err(|e| api("list containers", e))?;
+            .map_err(|e| api("list containers", e))
+    }
+
+    /// Remove containers left by imgforge processes of this host that no longer run (killed
+    /// with SIGKILL, machine crash): their session label names this host and a dead pid.
+    /// Returns the IDs removed.
+    pub async fn sweep_orphans(&self) -> Result<Vec<String>, EngineError> {
+        let list = self.labelled_containers(LABEL_MANAGED, "true").await?;
         let host = hostname();
         let mut removed = Vec::new();
         for c in list {
@@ -796,16 +804,7 @@ impl Engine for DockerEngine {
         key: &str,
         value: &str,
     ) -> Result<Vec<String>, EngineError> {
-        let filters = HashMap::from([("label".to_string(), vec![format!("{key}={value}")])]);
-        let opts = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let list = self
-            .docker
-            .list_containers(Some(opts))
-            .await
-            .map_err(|e| api("list containers", e))?;
+        let list = self.labelled_containers(key, value).await?;
         Ok(list.into_iter().filter_map(|c| c.id).collect())
     }
 

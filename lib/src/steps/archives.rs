@@ -21,14 +21,14 @@
 //! (`SOURCE_DATE_EPOCH`, else the tree's HEAD commit time), so the same tree gives the same
 //! bytes. Files are written to a temporary file and renamed: a failure leaves no partial archive.
 
-use super::compile::go_env;
-use super::{mkdir_p, Cx, CONTAINER_SRC};
+use super::compile::drun;
+use super::{mkdir_p, Cx};
 use crate::archive::{
     finish_parallel_bzip2, goshim_entries, parallel_bzip2_encoder, write_atomic,
     write_file_list_archive, write_tree_archive, ArchiveError, ArchiveOptions,
 };
 use crate::config::PKGNAME;
-use crate::engine::{Engine, RunSpec};
+use crate::engine::Engine;
 use crate::error::Error;
 use std::path::{Path, PathBuf};
 
@@ -114,19 +114,8 @@ pub async fn goshim<E: Engine>(cx: &Cx<'_, E>, target: &str, file: &str) -> Resu
         &step,
         format!("{} in {image}", crate::engine::shell_join(&cmd)),
     );
-    let spec = RunSpec {
-        step: step.clone(),
-        image,
-        cmd,
-        env: go_env(cx),
-        binds: vec![
-            format!("{}:{CONTAINER_SRC}:ro", cx.source().display()),
-            format!("{}:/opt/gopath/cache", cache.display()),
-        ],
-        workdir: Some(CONTAINER_SRC.to_string()),
-        user: Some(cx.user()),
-        capture_stdout: true,
-    };
+    let mut spec = drun(cx, &step, &image, cmd, vec![], vec![], true);
+    spec.capture_stdout = true;
     let out = cx
         .engine
         .run(&spec, cx.reporter, cx.cancel)

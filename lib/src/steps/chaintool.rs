@@ -18,6 +18,19 @@ use crate::error::Error;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+/// Copy `src` to `dest` through a temporary file and a rename.
+fn copy_atomic(src: &Path, dest: &Path) -> Result<u64, ArchiveError> {
+    write_atomic(dest, |w| {
+        let io = |e| ArchiveError::Io {
+            path: src.to_path_buf(),
+            source: e,
+        };
+        let mut f = std::fs::File::open(src).map_err(io)?;
+        std::io::copy(&mut f, w).map_err(io)?;
+        Ok(())
+    })
+}
+
 fn set_exec(step: &str, p: &Path) -> Result<(), Error> {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
         .map_err(|e| Error::io(step, "chmod", p, e))
@@ -35,26 +48,14 @@ pub async fn chaintool<E: Engine>(cx: &Cx<'_, E>) -> Result<PathBuf, Error> {
     if let Some(path) = &cx.options.chaintool {
         let t = cx.start(step, format!("copy {}", path.display()));
         let (src, d) = (path.clone(), dest.clone());
-        let size = tokio::task::spawn_blocking(move || {
-            write_atomic(&d, |w| {
-                let mut f = std::fs::File::open(&src).map_err(|e| ArchiveError::Io {
-                    path: src.clone(),
-                    source: e,
-                })?;
-                std::io::copy(&mut f, w).map_err(|e| ArchiveError::Io {
-                    path: src.clone(),
-                    source: e,
-                })?;
-                Ok(())
-            })
-        })
-        .await
-        .expect("copy task")
-        .map_err(|e| Error::Input {
-            step: step.into(),
-            message: format!("cannot copy --chaintool: {e}"),
-            hint: hint.into(),
-        })?;
+        let size = tokio::task::spawn_blocking(move || copy_atomic(&src, &d))
+            .await
+            .expect("copy task")
+            .map_err(|e| Error::Input {
+                step: step.into(),
+                message: format!("cannot copy --chaintool: {e}"),
+                hint: hint.into(),
+            })?;
         set_exec(step, &dest)?;
         t.finish(format!("{} ({size} bytes)", dest.display()));
         return Ok(dest);
@@ -74,18 +75,7 @@ pub async fn chaintool<E: Engine>(cx: &Cx<'_, E>) -> Result<PathBuf, Error> {
     let download = tokio::task::spawn_blocking(move || -> Result<u64, String> {
         if let Some(path) = u.strip_prefix("file://") {
             let src = PathBuf::from(path);
-            return write_atomic(&d, |w| {
-                let mut f = std::fs::File::open(&src).map_err(|e| ArchiveError::Io {
-                    path: src.clone(),
-                    source: e,
-                })?;
-                std::io::copy(&mut f, w).map_err(|e| ArchiveError::Io {
-                    path: src.clone(),
-                    source: e,
-                })?;
-                Ok(())
-            })
-            .map_err(|e| e.to_string());
+            return copy_atomic(&src, &d).map_err(|e| e.to_string());
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_connect(Some(std::time::Duration::from_secs(30)))

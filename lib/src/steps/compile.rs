@@ -24,6 +24,45 @@ use crate::engine::{Engine, RunSpec};
 use crate::error::Error;
 use std::path::PathBuf;
 
+/// A build container as `docker-env.mk`'s `DRUN` runs it: the tree bind-mounted at
+/// `/opt/gopath/src/github.com/hyperledger/fabric` (read-only when `read_only_source`) and
+/// used as working directory, `$(BUILD_DIR)/docker/gocache` at `/opt/gopath/cache`, the Go
+/// environment of [`go_env`] plus `extra_env`, `--user` uid:gid, and `extra_binds`.
+pub fn drun<E: Engine>(
+    cx: &Cx<'_, E>,
+    step: &str,
+    image: &str,
+    cmd: Vec<String>,
+    extra_binds: Vec<String>,
+    extra_env: Vec<String>,
+    read_only_source: bool,
+) -> RunSpec {
+    let mut binds = vec![
+        format!(
+            "{}:{CONTAINER_SRC}{}",
+            cx.source().display(),
+            if read_only_source { ":ro" } else { "" }
+        ),
+        format!(
+            "{}:/opt/gopath/cache",
+            cx.build_dir().join("docker/gocache").display()
+        ),
+    ];
+    binds.extend(extra_binds);
+    let mut env = go_env(cx);
+    env.extend(extra_env);
+    RunSpec {
+        step: step.to_string(),
+        image: image.to_string(),
+        cmd,
+        env,
+        binds,
+        workdir: Some(CONTAINER_SRC.to_string()),
+        user: Some(cx.user()),
+        capture_stdout: false,
+    }
+}
+
 /// Environment shared by every Go build container.
 pub fn go_env<E: Engine>(cx: &Cx<'_, E>) -> Vec<String> {
     let mut env = vec![

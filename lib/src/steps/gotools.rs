@@ -10,9 +10,9 @@
 //! |---|---|
 //! | the tree's `vendor/<path>` | `$(BUILD_DIR)/docker/gotools/bin/<tool>` |
 
-use super::compile::go_env;
-use super::{mkdir_p, Cx, CONTAINER_SRC};
-use crate::engine::{Engine, RunSpec};
+use super::compile::drun;
+use super::{mkdir_p, Cx};
+use crate::engine::Engine;
 use crate::error::Error;
 use std::path::PathBuf;
 
@@ -36,22 +36,15 @@ pub async fn gotools<E: Engine>(cx: &Cx<'_, E>, packages: &[String]) -> Result<P
     mkdir_p(&step, &cache)?;
     let mut cmd = vec!["go".to_string(), "install".to_string()];
     cmd.extend(packages.iter().map(|p| format!("./{p}")));
-    let mut env = go_env(cx);
-    env.push("GOBIN=/opt/gotools/bin".into());
-    let spec = RunSpec {
-        step: step.clone(),
-        image: image.clone(),
-        cmd: cmd.clone(),
-        env,
-        binds: vec![
-            format!("{}:{CONTAINER_SRC}", cx.source().display()),
-            format!("{}:/opt/gotools", dir.display()),
-            format!("{}:/opt/gopath/cache", cache.display()),
-        ],
-        workdir: Some(CONTAINER_SRC.to_string()),
-        user: Some(cx.user()),
-        capture_stdout: false,
-    };
+    let spec = drun(
+        cx,
+        &step,
+        &image,
+        cmd.clone(),
+        vec![format!("{}:/opt/gotools", dir.display())],
+        vec!["GOBIN=/opt/gotools/bin".into()],
+        false,
+    );
     let t = cx.start(
         &step,
         format!("{} in {image}", crate::engine::shell_join(&cmd)),
