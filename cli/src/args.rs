@@ -171,6 +171,9 @@ pub enum Command {
         /// Variables.
         #[command(flatten)]
         vars: VarFlags,
+        /// NAME=VALUE assignments.
+        #[arg(value_name = "NAME=VALUE")]
+        assignments: Vec<String>,
     },
     /// Print every resolved variable with its origin (or one value).
     Config {

@@ -306,8 +306,12 @@ async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Re
             }
             Ok(())
         }
-        Command::Clean { images, vars } => {
-            let v = vars_for(vars, &[], true)?;
+        Command::Clean {
+            images,
+            vars,
+            assignments,
+        } => {
+            let v = vars_for(vars, assignments, true)?;
             let dir = v.build_dir();
             if dir.exists() {
                 std::fs::remove_dir_all(&dir).map_err(|e| Error::io("clean", "remove", &dir, e))?;

@@ -231,3 +231,124 @@ fn json_events_are_one_object_per_line() {
         .iter()
         .any(|e| e["event"] == "step_finished" && e["elapsed_ms"].is_u64()));
 }
+
+/// The real binary against the real engine: `imgforge peer` then a no-op rerun, `plan`, and
+/// `clean --images`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_builds_peer_reports_json_and_cleans_up() {
+    let Some(engine) = imgforge_tests::engine_or_skip("cli e2e").await else {
+        return;
+    };
+    imgforge_tests::ensure_base_images(&engine).await;
+    let _serial = imgforge_tests::serial().await;
+    let t = FixtureTree::new(|_| {});
+    let src = t.root.to_str().unwrap();
+    let ns = "imgforgetestcli";
+    // start clean: an earlier failed run may have left this namespace's images
+    for id in imgforge_tests::sh(std::process::Command::new("docker").args([
+        "images",
+        "-q",
+        &format!("{ns}/fabric-peer"),
+    ]))
+    .lines()
+    {
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", "-f", id])
+            .output();
+    }
+    // imgforge CMD EXTRA… --source SRC DOCKER_NS=… BASE_DOCKER_NS=…
+    let run = |cmd: &str, extra: &[&str]| {
+        let (dns, bns) = (
+            format!("DOCKER_NS={ns}"),
+            format!("BASE_DOCKER_NS={}", imgforge_tests::TEST_NS),
+        );
+        let mut v: Vec<&str> = vec![cmd];
+        v.extend_from_slice(extra);
+        v.extend_from_slice(&["--source", src, &dns, &bns]);
+        imgforge(&v, &[])
+    };
+    let o = run("peer", &["--json"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let finished: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "step_finished")
+        .map(|e| e["step"].as_str().unwrap())
+        .collect();
+    for s in [
+        "render/peer",
+        "compile/peer",
+        "archives/sampleconfig.tar.bz2",
+        "payload/peer",
+        "image/peer",
+    ] {
+        assert!(finished.contains(&s), "{s} not finished: {finished:?}");
+    }
+    let built = events
+        .iter()
+        .find(|e| e["event"] == "step_finished" && e["step"] == "image/peer")
+        .unwrap();
+    for tag in [
+        format!("amd64-1.4.12-snapshot-{}", t.short_head()),
+        "amd64-latest".into(),
+        "1.4.12".into(),
+        "1.4".into(),
+        "latest".into(),
+    ] {
+        let r = format!("{ns}/fabric-peer:{tag}");
+        let img = engine_lookup(&engine, &r)
+            .await
+            .unwrap_or_else(|| panic!("{r} missing"));
+        assert!(
+            built["summary"].as_str().unwrap().starts_with(&img.id),
+            "{r} is not the built image"
+        );
+    }
+    let version =
+        imgforge_tests::docker_run(&format!("{ns}/fabric-peer:latest"), &["peer", "version"]);
+    assert!(
+        version.contains(&format!("Docker Namespace: {ns}")),
+        "{version}"
+    );
+    assert!(
+        version.contains(&format!("Commit SHA: {}", t.short_head())),
+        "{version}"
+    );
+
+    // no-op: every step fresh, nothing started
+    let o = run("peer", &["--json"]);
+    let (out, _) = text(&o);
+    assert!(o.status.success());
+    assert!(!out.contains("\"step_started\""), "{out}");
+    assert_eq!(out.matches("\"step_fresh\"").count(), 5, "{out}");
+    let o = run("plan", &["peer"]);
+    let plan = text(&o).0;
+    assert_eq!(plan.matches("Fresh").count(), 5, "{plan}");
+
+    // clean --images removes exactly our images and the build dir
+    let o = run("clean", &["--images"]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert!(!t.root.join("build").exists());
+    assert!(engine_lookup(&engine, &format!("{ns}/fabric-peer:latest"))
+        .await
+        .is_none());
+    assert!(engine_lookup(
+        &engine,
+        &format!("{}/fabric-baseos:amd64-0.4.22", imgforge_tests::TEST_NS)
+    )
+    .await
+    .is_some());
+    assert!(imgforge_tests::managed_containers().is_empty());
+}
+
+async fn engine_lookup(
+    engine: &imgforge::DockerEngine,
+    r: &str,
+) -> Option<imgforge::engine::ImageInfo> {
+    use imgforge::Engine;
+    engine.inspect_image(r).await.unwrap()
+}
