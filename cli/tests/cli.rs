@@ -352,3 +352,98 @@ async fn engine_lookup(
     use imgforge::Engine;
     engine.inspect_image(r).await.unwrap()
 }
+
+/// Ctrl-C (SIGINT) while a build container runs: exit code 130, the container is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_during_compile_removes_the_container_and_exits_130() {
+    let Some(engine) = imgforge_tests::engine_or_skip("cli sigint").await else {
+        return;
+    };
+    imgforge_tests::ensure_base_images(&engine).await;
+    let _serial = imgforge_tests::serial().await;
+    let t = FixtureTree::new(|root| {
+        // cgo makes the compile take long enough to be interrupted
+        std::fs::write(
+            root.join("peer/slow.go"),
+            "package main\n\n// int slow(void) { return 1; }\nimport \"C\"\n\nvar _ = C.slow\n",
+        )
+        .unwrap();
+    });
+    let ns = format!("BASE_DOCKER_NS={}", imgforge_tests::TEST_NS);
+    let child = Command::new(env!("CARGO_BIN_EXE_imgforge"))
+        .args([
+            "peer",
+            "--source",
+            t.root.to_str().unwrap(),
+            &ns,
+            "DOCKER_NS=imgforgetestcli",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = false;
+    for _ in 0..600 {
+        if !imgforge_tests::managed_containers().is_empty() {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(seen, "no build container appeared");
+    imgforge_tests::sh(Command::new("kill").args(["-INT", &child.id().to_string()]));
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(
+        imgforge_tests::managed_containers().is_empty(),
+        "containers left after Ctrl-C"
+    );
+    // nothing recorded as fresh: the next plan still wants to compile
+    let o = imgforge(
+        &[
+            "plan",
+            "peer",
+            "--source",
+            t.root.to_str().unwrap(),
+            &ns,
+            "DOCKER_NS=imgforgetestcli",
+        ],
+        &[],
+    );
+    assert!(text(&o).0.contains("Stale compile/peer"), "{}", text(&o).0);
+}
+
+#[test]
+fn bad_debootstrap_suite_is_named_with_a_hint() {
+    let d = tempfile::tempdir().unwrap();
+    let o = imgforge(
+        &[
+            "baseos",
+            "--debootstrap",
+            "nosuchsuite",
+            "--work-dir",
+            d.path().to_str().unwrap(),
+        ],
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+    );
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    let have = Command::new("sh")
+        .args(["-c", "command -v debootstrap"])
+        .status()
+        .unwrap()
+        .success();
+    if root && have {
+        assert!(err.contains("nosuchsuite"), "{err}");
+        assert!(err.contains("hint: check the suite name"), "{err}");
+        // no half-made tree is left behind
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
+    } else if !root {
+        assert!(err.contains("must run as root"), "{err}");
+    } else {
+        assert!(err.contains("apt-get install debootstrap"), "{err}");
+    }
+}

@@ -194,8 +194,13 @@ async fn debootstrap(
     reporter.event(&Event::StepStarted {
         step: step.clone(),
         detail: format!(
-            "debootstrap {} {suite} {}",
-            spec.rootfs.include.join(","),
+            "debootstrap --variant={}{} {suite} {}",
+            spec.rootfs.variant,
+            if spec.rootfs.include.is_empty() {
+                String::new()
+            } else {
+                format!(" --include={}", spec.rootfs.include.join(","))
+            },
             tmp.display()
         ),
     });
@@ -212,50 +217,54 @@ async fn debootstrap(
         })?;
     let stdout = child.stdout.take().expect("piped");
     let stderr = child.stderr.take().expect("piped");
+    // Lines are reported as they come; only the last ones are kept for an error message.
+    let tail = Mutex::new(std::collections::VecDeque::<String>::new());
     let forward = |r: Box<dyn tokio::io::AsyncRead + Unpin + Send>| {
-        let step = step.clone();
+        let (step, tail) = (step.clone(), &tail);
         async move {
             use tokio::io::AsyncBufReadExt;
             let mut lines = tokio::io::BufReader::new(r).lines();
-            let mut out = Vec::new();
-            while let Ok(Some(l)) = lines.next_line().await {
-                out.push(l);
+            while let Ok(Some(line)) = lines.next_line().await {
+                {
+                    let mut t = tail.lock().expect("lock");
+                    if t.len() == 20 {
+                        t.pop_front();
+                    }
+                    t.push_back(line.clone());
+                }
+                reporter.event(&Event::Log {
+                    step: step.clone(),
+                    line,
+                });
             }
-            (step, out)
         }
     };
     let wait = async {
-        let (a, b) = tokio::join!(forward(Box::new(stdout)), forward(Box::new(stderr)));
-        (a, b, child.wait().await)
+        tokio::join!(forward(Box::new(stdout)), forward(Box::new(stderr)));
+        child.wait().await
     };
-    let ((_, out), (_, err), status) = tokio::select! {
+    // Cancellation drops `child`, and kill_on_drop ends debootstrap.
+    let status = tokio::select! {
         r = wait => r,
         _ = cancel.cancelled() => return Err(Error::Cancelled),
     };
-    for line in out.iter().chain(err.iter()) {
-        reporter.event(&Event::Log {
-            step: step.clone(),
-            line: line.clone(),
-        });
-    }
     let status = status.map_err(|e| Error::io(&step, "wait for", "debootstrap", e))?;
     if !status.success() {
-        let all: Vec<&String> = out.iter().chain(err.iter()).collect();
-        let tail: Vec<String> = all[all.len().saturating_sub(20)..]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let tail: Vec<String> = tail.lock().expect("lock").iter().cloned().collect();
         let log = tmp.join("debootstrap/debootstrap.log");
+        let see = if log.is_file() {
+            format!(
+                "see {} (the partial tree is kept next to it); ",
+                log.display()
+            )
+        } else {
+            let _ = std::fs::remove_dir_all(&tmp);
+            String::new()
+        };
         return Err(Error::Input {
             step,
-            message: format!(
-                "debootstrap exited with {status}; last lines:\n{}",
-                tail.join("\n")
-            ),
-            hint: format!(
-                "see {}; check the suite name and that the mirror is reachable (pass --mirror URL)",
-                log.display()
-            ),
+            message: format!("debootstrap exited with {status}; last lines:\n{}", tail.join("\n")),
+            hint: format!("{see}check the suite name (e.g. bookworm) and that the mirror is reachable (pass --mirror URL)"),
         });
     }
     // As fabric-baseimage's cleanup.sh (`apt-get clean`): drop the downloaded packages.
