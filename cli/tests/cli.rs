@@ -426,9 +426,16 @@ fn bad_debootstrap_suite_is_named_with_a_hint() {
             "--work-dir",
             d.path().to_str().unwrap(),
         ],
-        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+        &[],
     );
     let (_, err) = text(&o);
+    // the cache is looked up in the engine before debootstrap runs
+    if err.contains("cannot connect to the Docker daemon")
+        && std::env::var("CI").as_deref() != Ok("true")
+    {
+        eprintln!("SKIPPED: no Docker engine");
+        return;
+    }
     assert_eq!(o.status.code(), Some(2), "{err}");
     let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
     let have = Command::new("sh")
