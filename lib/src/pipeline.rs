@@ -841,3 +841,174 @@ pub async fn build<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Result<BuiltI
         .await?;
     execute(cx, spec, true).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{resolve, VarInputs};
+    use crate::engine::fake::{Behaviour, FakeEngine};
+    use crate::event::Recorder;
+    use crate::steps::BuildOptions;
+    use tokio_util::sync::CancellationToken;
+
+    /// A Fabric-shaped tree with what the peer and ccenv specs read.
+    fn tree() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        for (p, text) in [
+            (
+                "Makefile",
+                "BASE_VERSION = 1.4.12\nBASEIMAGE_RELEASE = 0.4.22\n",
+            ),
+            ("peer/main.go", "package main\n"),
+            ("core/chaincode/shim/shim.go", "package shim\n"),
+            (
+                "vendor/github.com/golang/protobuf/protoc-gen-go/main.go",
+                "package main\n",
+            ),
+            ("sampleconfig/core.yaml", "peer: {}\n"),
+        ] {
+            let f = d.path().join(p);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, text).unwrap();
+        }
+        d
+    }
+
+    fn vars(d: &Path) -> crate::BuildVars {
+        let mut i = VarInputs::default();
+        i.flags.insert("EXTRA_VERSION".into(), "abc".into());
+        i.flags.insert("ARCH".into(), "amd64".into());
+        resolve(Some(d), &i).unwrap()
+    }
+
+    fn engine() -> FakeEngine {
+        FakeEngine::with_images(&[
+            "hyperledger/fabric-baseimage:amd64-0.4.22",
+            "hyperledger/fabric-baseos:amd64-0.4.22",
+        ])
+    }
+
+    #[tokio::test]
+    async fn second_build_is_a_noop_and_a_source_change_reruns_compile_payload_image() {
+        let d = tree();
+        let (v, e) = (vars(d.path()), engine());
+        let opts = BuildOptions {
+            source_date_epoch: Some(0),
+            ..Default::default()
+        };
+        let (rec, cancel) = (Recorder::default(), CancellationToken::new());
+        let cx = Cx {
+            vars: &v,
+            options: &opts,
+            engine: &e,
+            reporter: &rec,
+            cancel: &cancel,
+        };
+        let spec = crate::spec::image_spec("peer").unwrap();
+        let first = build(&cx, &spec).await.unwrap();
+        assert_eq!(first.ran.len(), 5);
+        assert_eq!(first.references.len(), 5);
+        let again = build(&cx, &spec).await.unwrap();
+        assert!(again.ran.is_empty(), "{:?}", again.ran);
+        assert_eq!(again.id, first.id);
+        assert_eq!(
+            e.runs(),
+            ["compile/peer"],
+            "a fresh step started a container"
+        );
+        std::fs::write(d.path().join("peer/main.go"), "package main // changed\n").unwrap();
+        let third = build(&cx, &spec).await.unwrap();
+        assert_eq!(third.ran, ["compile/peer", "payload/peer", "image/peer"]);
+        assert_ne!(third.id, first.id);
+    }
+
+    #[tokio::test]
+    async fn a_failing_step_cancels_and_awaits_the_others() {
+        let d = tree();
+        let (v, e) = (vars(d.path()), engine());
+        e.set("gotools", Behaviour::Block);
+        e.set("archives/goshim.tar.bz2", Behaviour::Fail);
+        let chaintool = d.path().join("chaintool");
+        std::fs::write(&chaintool, "#!/bin/sh\n").unwrap();
+        let opts = BuildOptions {
+            chaintool: Some(chaintool),
+            source_date_epoch: Some(0),
+            ..Default::default()
+        };
+        let (rec, cancel) = (Recorder::default(), CancellationToken::new());
+        let cx = Cx {
+            vars: &v,
+            options: &opts,
+            engine: &e,
+            reporter: &rec,
+            cancel: &cancel,
+        };
+        let spec = crate::spec::image_spec("ccenv").unwrap();
+        let err = build(&cx, &spec).await.unwrap_err();
+        match err {
+            Error::Engine { step, .. } => assert_eq!(step, "archives/goshim.tar.bz2"),
+            other => panic!("expected the goshim failure, got {other}"),
+        }
+        // the blocked gotools container was cancelled and finished before build() returned
+        assert_eq!(e.live(), 0);
+        assert!(e.runs().contains(&"gotools".to_string()));
+        // neither failed nor cancelled steps are recorded as fresh
+        let plan = explain(&cx, &spec).await.unwrap();
+        for (step, f) in plan {
+            if step == "gotools" || step.starts_with("archives/") || step.starts_with("payload/") {
+                assert_ne!(
+                    f,
+                    Freshness::Fresh,
+                    "{step} recorded fresh after a failed build"
+                );
+            }
+        }
+        assert!(
+            !cancel.is_cancelled(),
+            "the caller's token must not be cancelled by a step failure"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_image_built_from_ours_is_not_taken_for_ours() {
+        let d = tree();
+        let (v, e) = (vars(d.path()), engine());
+        let opts = BuildOptions {
+            source_date_epoch: Some(0),
+            ..Default::default()
+        };
+        let (rec, cancel) = (Recorder::default(), CancellationToken::new());
+        let cx = Cx {
+            vars: &v,
+            options: &opts,
+            engine: &e,
+            reporter: &rec,
+            cancel: &cancel,
+        };
+        let spec = crate::spec::image_spec("peer").unwrap();
+        let first = build(&cx, &spec).await.unwrap();
+        // a user's image FROM fabric-peer inherits every label, fingerprint included
+        let labels = e.inspect_image(&first.id).await.unwrap().unwrap().labels;
+        let child = crate::engine::BuildSpec {
+            step: "user".into(),
+            context_dir: d.path().into(),
+            reference: "user/custom:1".into(),
+            labels,
+            build_args: Default::default(),
+        };
+        e.build(&child, &rec, &cancel).await.unwrap();
+        e.remove_image(&first.id, true).await.unwrap();
+        let plan = explain(&cx, &spec).await.unwrap();
+        let image = plan.iter().find(|(s, _)| s == "image/peer").unwrap();
+        assert!(
+            matches!(
+                &image.1,
+                Freshness::Stale {
+                    reason: StaleReason::ImageMissing { .. }
+                }
+            ),
+            "{:?}",
+            image.1
+        );
+    }
+}

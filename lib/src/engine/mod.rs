@@ -7,6 +7,8 @@
 //! [`LABEL_SESSION`] and is removed on success, on error and on cancellation.
 
 pub mod docker;
+#[cfg(test)]
+pub mod fake;
 
 use crate::event::Reporter;
 use std::collections::BTreeMap;
