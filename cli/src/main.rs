@@ -328,31 +328,36 @@ async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Re
                     .images_with_label(LABEL_MANAGED, "true")
                     .await
                     .map_err(|e| Error::engine("clean", e))?;
+                // Untag (not force-remove) each of our references: an image that also carries a
+                // user's tag keeps it, and one a user built on stays for its child; a reference
+                // that cannot be removed is reported and the rest still go.
+                let mut kept = 0;
                 for img in list {
-                    let ours = img.repo_tags.iter().any(|t| {
+                    let step = img
+                        .labels
+                        .get(imgforge::engine::LABEL_STEP)
+                        .cloned()
+                        .unwrap_or_default();
+                    for t in &img.repo_tags {
                         let repo = t.rsplit_once(':').map_or(t.as_str(), |(r, _)| r);
-                        repos.iter().any(|r| r == repo)
-                            && img
-                                .labels
-                                .get(imgforge::engine::LABEL_STEP)
-                                .map(String::as_str)
-                                == Some(&format!(
-                                    "image/{}",
-                                    repo.rsplit("/fabric-").next().unwrap_or("")
-                                ))
-                    });
-                    if ours {
-                        engine
-                            .remove_image(&img.id, true)
-                            .await
-                            .map_err(|e| Error::engine("clean", e))?;
-                        reporter.line(&format!(
-                            "{:>12} {} ({})",
-                            "Removed",
-                            img.repo_tags.join(" "),
-                            img.id
-                        ));
+                        let name = repo.rsplit("/fabric-").next().unwrap_or("");
+                        if !repos.iter().any(|r| r == repo) || step != format!("image/{name}") {
+                            continue;
+                        }
+                        match engine.remove_image(t, false).await {
+                            Ok(()) => reporter.line(&format!("{:>12} {t} ({})", "Removed", img.id)),
+                            Err(e) => {
+                                kept += 1;
+                                reporter.line(&format!("{:>12} {t}: {e}", "Kept"));
+                            }
+                        }
                     }
+                }
+                if kept > 0 {
+                    reporter.line(&format!(
+                        "{:>12} {kept} reference(s) could not be removed (see above)",
+                        "Note"
+                    ));
                 }
             }
             Ok(())

@@ -74,7 +74,7 @@ async fn check<E: Engine>(
 }
 
 /// Bumped when the factory's output for the same inputs changes, so old cached images are not reused.
-const FACTORY_VERSION: &str = "imgforge-factory-1";
+const FACTORY_VERSION: &str = "imgforge-factory-2";
 
 /// Where the root filesystem comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -390,8 +390,9 @@ pub async fn build_base<E: Engine>(
     };
 
     // 2. Cached? Images built FROM this one inherit its labels, so a candidate must also be
-    // the imported image itself (one layer, this step's label) and must have passed its check
-    // (an image that only has its "unchecked" tag was interrupted before the check).
+    // the imported image itself (made by `docker import`, one layer, this step's label); one
+    // that already has the reference wins. An image that only has its "unchecked" tag was
+    // interrupted before its check: check it now, and remove it if it fails.
     let unchecked_tag = format!("{UNCHECKED_PREFIX}{}", &key[..16]);
     let step_label = step_of(spec);
     let mut candidates = Vec::new();
@@ -405,19 +406,36 @@ pub async fn build_base<E: Engine>(
             .await
             .map_err(|e| Error::engine(&step, e))?
         {
-            if img.layers == 1 && img.labels.get(LABEL_STEP) == Some(&step_label) {
+            if img.layers == 1
+                && img.comment.starts_with("Imported from")
+                && img.labels.get(LABEL_STEP) == Some(&step_label)
+            {
                 candidates.push(img);
             }
         }
     }
-    let checked = candidates
-        .iter()
-        .find(|i| i.repo_tags.iter().any(|t| !t.contains(UNCHECKED_PREFIX)));
-    if let Some(img) = checked.or(candidates.first()) {
-        let printed = if checked.is_none() {
-            check(engine, spec, &img.id, reporter, cancel).await?
+    let is_checked =
+        |i: &crate::engine::ImageInfo| i.repo_tags.iter().any(|t| !t.contains(UNCHECKED_PREFIX));
+    candidates.sort_by_key(|i| (!i.repo_tags.contains(&reference), !is_checked(i)));
+    for img in candidates {
+        let checked_now = if is_checked(&img) {
+            false
         } else {
-            String::new()
+            match check(engine, spec, &img.id, reporter, cancel).await {
+                Ok(_) => true,
+                Err(Error::Cancelled) => return Err(Error::Cancelled),
+                Err(e) => {
+                    reporter.event(&Event::Notice {
+                        step: step.clone(),
+                        message: format!(
+                            "removing unchecked image {} that fails its check: {e}",
+                            img.id
+                        ),
+                    });
+                    let _ = engine.remove_image(&img.id, true).await;
+                    continue;
+                }
+            }
         };
         if !img.repo_tags.iter().any(|r| r == &reference) {
             engine
@@ -434,11 +452,7 @@ pub async fn build_base<E: Engine>(
                 "image {} has content key {}{}",
                 img.id,
                 &key[..12],
-                if printed.is_empty() {
-                    ""
-                } else {
-                    " (checked now)"
-                }
+                if checked_now { " (checked now)" } else { "" }
             ),
         });
         return Ok(BaseImage {

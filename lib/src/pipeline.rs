@@ -258,6 +258,7 @@ struct Fingerprinter {
     go_sources: tokio::sync::OnceCell<BTreeMap<String, String>>,
     images: Mutex<HashMap<String, Option<String>>>,
     store: Store,
+    build_dir: PathBuf,
 }
 
 fn io_err(step: &str, path: &Path, e: std::io::Error) -> Error {
@@ -277,6 +278,7 @@ impl Fingerprinter {
             go_sources: tokio::sync::OnceCell::new(),
             images: Mutex::new(HashMap::new()),
             store: Store::new(build_dir),
+            build_dir: build_dir.to_path_buf(),
         }
     }
 
@@ -366,7 +368,9 @@ impl Fingerprinter {
     ) -> Result<(), Error> {
         for out in &step.outputs {
             if let Some(d) = self.output_digest(&step.id, out)? {
-                fp.outputs.insert(out.display().to_string(), d);
+                // relative to the build dir: a moved or copied tree must not check the old place
+                let key = out.strip_prefix(&self.build_dir).unwrap_or(out);
+                fp.outputs.insert(key.display().to_string(), d);
             }
         }
         if let Some(id) = image_id {
@@ -458,11 +462,16 @@ impl Fingerprinter {
             StepKind::TreeArchive { tree, .. } => {
                 // every entry the archiver writes: type, mode, link target, content
                 let root = cx.source().join(tree);
-                for e in walkdir::WalkDir::new(&root)
+                let exists = root.is_dir();
+                if !exists {
+                    // the step itself reports the missing directory with a hint
+                    fp.add(format!("file:{tree}"), "missing");
+                }
+                let walk = walkdir::WalkDir::new(&root)
                     .follow_links(false)
                     .sort_by_file_name()
-                    .min_depth(1)
-                {
+                    .min_depth(1);
+                for e in walk.into_iter().take_while(|_| exists) {
                     let e = e.map_err(|e| io_err(id, &root, std::io::Error::other(e)))?;
                     let rel = e
                         .path()
@@ -565,7 +574,11 @@ impl Fingerprinter {
         }
         // Outputs must still be what this step wrote (make, or a person, may have replaced them).
         for (path, digest) in old.outputs.iter().filter(|(k, _)| *k != IMAGE_ID) {
-            if self.output_digest(&step.id, Path::new(path))?.as_ref() != Some(digest) {
+            if self
+                .output_digest(&step.id, &self.build_dir.join(path))?
+                .as_ref()
+                != Some(digest)
+            {
                 return stale(StaleReason::OutputChanged { path: path.clone() });
             }
         }
@@ -1010,5 +1023,48 @@ mod tests {
             "{:?}",
             image.1
         );
+    }
+}
+
+#[cfg(test)]
+mod missing_input_tests {
+    use super::*;
+    use crate::config::{resolve, VarInputs};
+    use crate::engine::fake::FakeEngine;
+    use crate::event::Recorder;
+    use crate::steps::BuildOptions;
+    use tokio_util::sync::CancellationToken;
+
+    #[tokio::test]
+    async fn a_tree_without_sampleconfig_gets_the_steps_own_error() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("Makefile"), "BASE_VERSION = 1.4.12\n").unwrap();
+        std::fs::create_dir_all(d.path().join("peer")).unwrap();
+        std::fs::write(d.path().join("peer/main.go"), "package main\n").unwrap();
+        let mut i = VarInputs::default();
+        i.flags.insert("ARCH".into(), "amd64".into());
+        let v = resolve(Some(d.path()), &i).unwrap();
+        let e = FakeEngine::with_images(&[
+            "hyperledger/fabric-baseimage:amd64-0.4.22",
+            "hyperledger/fabric-baseos:amd64-0.4.22",
+        ]);
+        let opts = BuildOptions {
+            source_date_epoch: Some(0),
+            ..Default::default()
+        };
+        let (rec, cancel) = (Recorder::default(), CancellationToken::new());
+        let cx = Cx {
+            vars: &v,
+            options: &opts,
+            engine: &e,
+            reporter: &rec,
+            cancel: &cancel,
+        };
+        let spec = crate::spec::image_spec("peer").unwrap();
+        let plan = explain(&cx, &spec).await.unwrap();
+        assert_eq!(plan.len(), 5);
+        let err = build(&cx, &spec).await.unwrap_err();
+        assert!(err.to_string().contains("sampleconfig"), "{err}");
+        assert!(err.hints()[0].contains("Fabric tree"), "{:?}", err.hints());
     }
 }

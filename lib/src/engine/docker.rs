@@ -589,6 +589,7 @@ fn image_info(i: bollard::models::ImageInspect) -> ImageInfo {
         env: config.env.unwrap_or_default(),
         workdir: config.working_dir.unwrap_or_default(),
         layers: i.root_fs.and_then(|r| r.layers).map_or(0, |l| l.len()),
+        comment: i.comment.unwrap_or_default(),
     }
 }
 
@@ -654,8 +655,8 @@ impl Engine for DockerEngine {
             r = self.run_inner(&created.id, spec, reporter) => r,
             _ = cancel.cancelled() => Err(EngineError::Cancelled),
         };
-        guard.id = None;
         self.force_remove(&created.id).await;
+        guard.id = None;
         result
     }
 
@@ -718,6 +719,10 @@ impl Engine for DockerEngine {
             r = work => r,
             _ = cancel.cancelled() => return Err(EngineError::Cancelled),
         };
+        // The daemon's own error first: when it stops reading, the writer only sees a closed pipe.
+        if let Some(e) = failure {
+            return Err(api(format!("import {reference}"), e));
+        }
         match produced {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -733,9 +738,6 @@ impl Engine for DockerEngine {
                     source: io::Error::other(e.to_string()),
                 })
             }
-        }
-        if let Some(e) = failure {
-            return Err(api(format!("import {reference}"), e));
         }
         reporter.event(&Event::Notice {
             step: spec.step.clone(),

@@ -104,6 +104,8 @@ pub struct ImageInfo {
     pub workdir: String,
     /// Number of filesystem layers (0 when unknown, e.g. from an image list).
     pub layers: usize,
+    /// The image's comment: `docker import` sets `Imported from -`; a Dockerfile build sets none.
+    pub comment: String,
 }
 
 /// Engine failures, each with what to do about it.

@@ -95,10 +95,11 @@ impl FileDigests {
     pub fn digest(&self, file: &Path) -> std::io::Result<String> {
         let meta = std::fs::metadata(file)?;
         let stat = Stat::of(&meta);
-        // Trusted only when the file was last modified at least a second before it was
-        // hashed: a write in the same timestamp tick as the hash would be invisible to stat.
+        // Trusted only when the file was last modified (mtime, or ctime for writes that keep the
+        // old mtime) at least a second before it was hashed: a write in the same timestamp tick
+        // as the hash would be invisible to stat.
         if let Some((s, d, hashed_ns)) = self.old.entries.get(file) {
-            if *s == stat && stat.mtime_ns + 1_000_000_000 <= *hashed_ns {
+            if *s == stat && stat.mtime_ns.max(stat.ctime_ns) + 1_000_000_000 <= *hashed_ns {
                 self.new
                     .lock()
                     .expect("lock")
@@ -207,6 +208,8 @@ mod tests {
         old.set_modified(SystemTime::now() - std::time::Duration::from_secs(10))
             .unwrap();
         drop(old);
+        // setting the mtime changed the ctime: let it age past the racy window too
+        std::thread::sleep(std::time::Duration::from_millis(1100));
         let cache = d.path().join("cache.json");
         let c1 = FileDigests::load(&cache);
         let d1 = c1.digest(&f).unwrap();
