@@ -1024,30 +1024,12 @@ mod tests {
             image.1
         );
     }
-}
-
-#[cfg(test)]
-mod missing_input_tests {
-    use super::*;
-    use crate::config::{resolve, VarInputs};
-    use crate::engine::fake::FakeEngine;
-    use crate::event::Recorder;
-    use crate::steps::BuildOptions;
-    use tokio_util::sync::CancellationToken;
 
     #[tokio::test]
     async fn a_tree_without_sampleconfig_gets_the_steps_own_error() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("Makefile"), "BASE_VERSION = 1.4.12\n").unwrap();
-        std::fs::create_dir_all(d.path().join("peer")).unwrap();
-        std::fs::write(d.path().join("peer/main.go"), "package main\n").unwrap();
-        let mut i = VarInputs::default();
-        i.flags.insert("ARCH".into(), "amd64".into());
-        let v = resolve(Some(d.path()), &i).unwrap();
-        let e = FakeEngine::with_images(&[
-            "hyperledger/fabric-baseimage:amd64-0.4.22",
-            "hyperledger/fabric-baseos:amd64-0.4.22",
-        ]);
+        let d = tree();
+        std::fs::remove_dir_all(d.path().join("sampleconfig")).unwrap();
+        let (v, e) = (vars(d.path()), engine());
         let opts = BuildOptions {
             source_date_epoch: Some(0),
             ..Default::default()
