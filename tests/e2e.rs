@@ -524,6 +524,14 @@ async fn two_clean_copies_give_identical_dockerfiles_archives_and_payloads() {
                 "{a}"
             );
             imgforge::archive::verify_bzip2_tar(&p).unwrap();
+            // GNU tar (the Makefile's own tool) lists every entry of the archive
+            let listed = sh(std::process::Command::new("tar").arg("-tjf").arg(&p));
+            let n = imgforge::archive::verify_bzip2_tar(&p).unwrap();
+            assert_eq!(
+                listed.lines().count() as u64,
+                n,
+                "{a}: GNU tar and imgforge disagree"
+            );
         }
         outputs.push((tree, files));
     }
