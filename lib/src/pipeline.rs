@@ -28,7 +28,7 @@ use std::sync::Mutex;
 const IMAGE_ID: &str = "image_id";
 
 /// Bumped when a step's behaviour changes, so old fingerprints do not count as fresh.
-const STEP_VERSION: &str = "2";
+const STEP_VERSION: &str = "3";
 
 /// File suffixes of Go build inputs (what `go install` and `go list` read).
 const GO_SUFFIXES: &[&str] = &[
@@ -401,7 +401,16 @@ impl Fingerprinter {
                     "template",
                     crate::fingerprint::files::sha256_hex(text.as_bytes()),
                 );
-                fp.add("step:template-source", source.to_string());
+                // which kind of template, not its absolute path (the tree may move); the text
+                // itself is the `template` input
+                let kind = match source {
+                    render::TemplateSource::Flag(p) => format!("--template {}", p.display()),
+                    render::TemplateSource::Tree(_) => {
+                        format!("images/{template}/Dockerfile.in of the tree")
+                    }
+                    render::TemplateSource::Builtin(n) => format!("imgforge's dockerfiles/{n}"),
+                };
+                fp.add("step:template-source", kind);
                 var(
                     &mut fp,
                     &[

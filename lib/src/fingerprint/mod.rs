@@ -168,6 +168,12 @@ pub fn compare(old: &Fingerprint, new: &Fingerprint) -> Option<StaleReason> {
     if old.inputs == new.inputs {
         return None;
     }
+    // A new imgforge explains every other difference: say so first.
+    if old.inputs.get("step:version") != new.inputs.get("step:version") {
+        return Some(StaleReason::InputChanged {
+            name: "imgforge's definition of the step".into(),
+        });
+    }
     let names: std::collections::BTreeSet<&String> =
         old.inputs.keys().chain(new.inputs.keys()).collect();
     for name in names {
@@ -190,6 +196,7 @@ pub fn compare(old: &Fingerprint, new: &Fingerprint) -> Option<StaleReason> {
             },
             ("template", _, _) => StaleReason::TemplateChanged,
             ("output", _, _) => StaleReason::DependencyChanged { step: rest.into() },
+            ("step", _, _) if rest == "template-source" => StaleReason::TemplateChanged,
             _ => StaleReason::InputChanged { name: name.clone() },
         });
     }
