@@ -21,11 +21,9 @@ fn fake_chaintool(dir: &std::path::Path) -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_image_runs_and_prints_injected_metadata() {
-    let Some(engine) = engine_or_skip("peer e2e").await else {
+    let Some((engine, _serial)) = docker_test("peer e2e").await else {
         return;
     };
-    ensure_base_images(&engine).await;
-    let _serial = serial().await;
     let tree = FixtureTree::new(|_| {});
     let vars = tree.vars(&[]);
     let sha = tree.short_head();
@@ -132,11 +130,9 @@ async fn peer_image_runs_and_prints_injected_metadata() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ccenv_image_has_shim_tree_and_tools() {
-    let Some(engine) = engine_or_skip("ccenv e2e").await else {
+    let Some((engine, _serial)) = docker_test("ccenv e2e").await else {
         return;
     };
-    ensure_base_images(&engine).await;
-    let _serial = serial().await;
     let tree = FixtureTree::new(|_| {});
     let vars = tree.vars(&[]);
     let tools = tempfile::tempdir().unwrap();
@@ -197,11 +193,9 @@ async fn ccenv_image_has_shim_tree_and_tools() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compile_failure_reports_compiler_output_and_leaves_no_container() {
-    let Some(engine) = engine_or_skip("compile failure e2e").await else {
+    let Some((engine, _serial)) = docker_test("compile failure e2e").await else {
         return;
     };
-    ensure_base_images(&engine).await;
-    let _serial = serial().await;
     let tree = FixtureTree::new(|root| {
         std::fs::write(
             root.join("orderer/broken.go"),
@@ -252,11 +246,9 @@ async fn compile_failure_reports_compiler_output_and_leaves_no_container() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_during_compile_removes_the_container() {
-    let Some(engine) = engine_or_skip("cancel e2e").await else {
+    let Some((engine, _serial)) = docker_test("cancel e2e").await else {
         return;
     };
-    ensure_base_images(&engine).await;
-    let _serial = serial().await;
     let tree = FixtureTree::new(|root| {
         // a package whose build takes long enough to be interrupted: cgo with a slow "compiler"
         std::fs::write(root.join("peer/slow.go"), "package main\n\n// #cgo CFLAGS: -DSLOW\n// int slow(void) { return 1; }\nimport \"C\"\n\nvar _ = C.slow\n").unwrap();
@@ -301,11 +293,9 @@ async fn cancel_during_compile_removes_the_container() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containers_of_dead_imgforge_processes_are_swept_on_connect() {
-    let Some(engine) = engine_or_skip("sweep e2e").await else {
+    let Some((_engine, _serial)) = docker_test("sweep e2e").await else {
         return;
     };
-    ensure_base_images(&engine).await;
-    let _serial = serial().await;
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .unwrap()
         .trim()
@@ -362,11 +352,9 @@ fn fresh_or_reason(steps: &[(String, imgforge::fingerprint::Freshness)], id: &st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebuild_is_a_noop_and_changes_are_explained() {
-    let Some(engine) = engine_or_skip("freshness e2e").await else {
+    let Some((engine, _serial)) = docker_test("freshness e2e").await else {
         return;
     };
-    ensure_base_images(&engine).await;
-    let _serial = serial().await;
     let tree = FixtureTree::new(|_| {});
     let opts = BuildOptions::default();
     let cancel = CancellationToken::new();
@@ -472,11 +460,9 @@ async fn rebuild_is_a_noop_and_changes_are_explained() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_clean_copies_give_identical_dockerfiles_archives_and_payloads() {
-    let Some(engine) = engine_or_skip("reproducibility e2e").await else {
+    let Some((engine, _serial)) = docker_test("reproducibility e2e").await else {
         return;
     };
-    ensure_base_images(&engine).await;
-    let _serial = serial().await;
     let tools = tempfile::tempdir().unwrap();
     let opts = BuildOptions {
         chaintool: Some(fake_chaintool(tools.path())),

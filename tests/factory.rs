@@ -9,11 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debootstrap_base_images_work_and_are_cached() {
-    let Some(engine) = engine_or_skip("factory e2e").await else {
+    let Some((engine, _serial)) = docker_test("factory e2e").await else {
         return;
     };
-    ensure_base_images(&engine).await;
-    let _serial = serial().await;
     let vars = resolve(None, &test_inputs(&[])).unwrap();
 
     // baseimage: go runs, config as the spec says, label and tag
@@ -78,11 +76,9 @@ async fn debootstrap_base_images_work_and_are_cached() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rootfs_directory_import_keeps_links_and_is_cached_by_content() {
-    let Some(engine) = engine_or_skip("factory dir e2e").await else {
+    let Some((engine, _serial)) = docker_test("factory dir e2e").await else {
         return;
     };
-    ensure_base_images(&engine).await;
-    let _serial = serial().await;
     // a rootfs directory: the cached debootstrap baseos tree plus a few special files
     let base_tree = cached_baseos_tree();
     let tmp = tempfile::tempdir().unwrap();
@@ -173,11 +169,9 @@ async fn rootfs_directory_import_keeps_links_and_is_cached_by_content() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rootfs_tar_import_is_checked_and_cached() {
-    let Some(engine) = engine_or_skip("factory tar e2e").await else {
+    let Some((engine, _serial)) = docker_test("factory tar e2e").await else {
         return;
     };
-    ensure_base_images(&engine).await;
-    let _serial = serial().await;
     let base_tree = cached_baseos_tree();
     let tmp = tempfile::tempdir().unwrap();
     let tar = tmp.path().join("rootfs.tar");

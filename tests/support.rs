@@ -218,3 +218,14 @@ pub fn cached_baseos_tree() -> PathBuf {
         })
         .expect("debootstrap baseos tree in the test cache")
 }
+
+/// The common start of a test on the real engine: connect (or skip, or fail under `CI=true`),
+/// make sure the base images exist, and take the lock that serialises engine-wide checks.
+pub async fn docker_test(
+    test: &str,
+) -> Option<(DockerEngine, tokio::sync::MutexGuard<'static, ()>)> {
+    let engine = engine_or_skip(test).await?;
+    ensure_base_images(&engine).await;
+    let guard = serial().await;
+    Some((engine, guard))
+}

@@ -61,6 +61,19 @@ fn options(b: &BuildFlags) -> Result<BuildOptions, Error> {
     })
 }
 
+/// Variables, options and payload spec of a command that names one image.
+fn named(
+    name: &str,
+    vars: &VarFlags,
+    build: &BuildFlags,
+) -> Result<(BuildVars, BuildOptions, spec::ImageSpec), Error> {
+    Ok((
+        vars_for(vars, &build.assignments, true)?,
+        options(build)?,
+        spec::image_spec(name)?,
+    ))
+}
+
 fn source_date_epoch() -> Result<Option<u64>, Error> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.is_empty() => v.parse().map(Some).map_err(|_| Error::Input {
@@ -189,9 +202,7 @@ async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Re
         Command::Baseos(a) => base("baseos", a, reporter, cancel, &engine).await,
         Command::Baseimage(a) => base("baseimage", a, reporter, cancel, &engine).await,
         Command::Render { name, vars, build } => {
-            let v = vars_for(vars, &build.assignments, true)?;
-            let opts = options(build)?;
-            let s = spec::image_spec(name)?;
+            let (v, opts, s) = named(name, vars, build)?;
             let cx = Cx {
                 vars: &v,
                 options: &opts,
@@ -206,9 +217,7 @@ async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Re
             Ok(())
         }
         Command::Payload(a) => {
-            let v = vars_for(&a.vars, &a.build.assignments, true)?;
-            let opts = options(&a.build)?;
-            let s = spec::image_spec(&a.name)?;
+            let (v, opts, s) = named(&a.name, &a.vars, &a.build)?;
             let cx = Cx {
                 vars: &v,
                 options: &opts,
@@ -227,9 +236,7 @@ async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Re
             Ok(())
         }
         Command::Plan(a) => {
-            let v = vars_for(&a.vars, &a.build.assignments, true)?;
-            let opts = options(&a.build)?;
-            let s = spec::image_spec(&a.name)?;
+            let (v, opts, s) = named(&a.name, &a.vars, &a.build)?;
             let cx = Cx {
                 vars: &v,
                 options: &opts,

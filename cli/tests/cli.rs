@@ -236,11 +236,9 @@ fn json_events_are_one_object_per_line() {
 /// `clean --images`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_builds_peer_reports_json_and_cleans_up() {
-    let Some(engine) = imgforge_tests::engine_or_skip("cli e2e").await else {
+    let Some((engine, _serial)) = imgforge_tests::docker_test("cli e2e").await else {
         return;
     };
-    imgforge_tests::ensure_base_images(&engine).await;
-    let _serial = imgforge_tests::serial().await;
     let t = FixtureTree::new(|_| {});
     let src = t.root.to_str().unwrap();
     let ns = "imgforgetestcli";
@@ -356,11 +354,9 @@ async fn engine_lookup(
 /// Ctrl-C (SIGINT) while a build container runs: exit code 130, the container is removed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_during_compile_removes_the_container_and_exits_130() {
-    let Some(engine) = imgforge_tests::engine_or_skip("cli sigint").await else {
+    let Some((_engine, _serial)) = imgforge_tests::docker_test("cli sigint").await else {
         return;
     };
-    imgforge_tests::ensure_base_images(&engine).await;
-    let _serial = imgforge_tests::serial().await;
     let t = FixtureTree::new(|root| {
         // cgo makes the compile take long enough to be interrupted
         std::fs::write(

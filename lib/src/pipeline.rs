@@ -903,6 +903,43 @@ mod tests {
         resolve(Some(d), &i).unwrap()
     }
 
+    /// Tree, variables, fake engine and options of one test; `cx()` borrows them.
+    struct Harness {
+        d: tempfile::TempDir,
+        v: crate::BuildVars,
+        e: FakeEngine,
+        opts: BuildOptions,
+        rec: Recorder,
+        cancel: CancellationToken,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            let d = tree();
+            Harness {
+                v: vars(d.path()),
+                d,
+                e: engine(),
+                opts: BuildOptions {
+                    source_date_epoch: Some(0),
+                    ..Default::default()
+                },
+                rec: Recorder::default(),
+                cancel: CancellationToken::new(),
+            }
+        }
+
+        fn cx(&self) -> Cx<'_, FakeEngine> {
+            Cx {
+                vars: &self.v,
+                options: &self.opts,
+                engine: &self.e,
+                reporter: &self.rec,
+                cancel: &self.cancel,
+            }
+        }
+    }
+
     fn engine() -> FakeEngine {
         FakeEngine::with_images(&[
             "hyperledger/fabric-baseimage:amd64-0.4.22",
@@ -912,20 +949,8 @@ mod tests {
 
     #[tokio::test]
     async fn second_build_is_a_noop_and_a_source_change_reruns_compile_payload_image() {
-        let d = tree();
-        let (v, e) = (vars(d.path()), engine());
-        let opts = BuildOptions {
-            source_date_epoch: Some(0),
-            ..Default::default()
-        };
-        let (rec, cancel) = (Recorder::default(), CancellationToken::new());
-        let cx = Cx {
-            vars: &v,
-            options: &opts,
-            engine: &e,
-            reporter: &rec,
-            cancel: &cancel,
-        };
+        let h = Harness::new();
+        let (d, e, cx) = (&h.d, &h.e, h.cx());
         let spec = crate::spec::image_spec("peer").unwrap();
         let first = build(&cx, &spec).await.unwrap();
         assert_eq!(first.ran.len(), 5);
@@ -946,25 +971,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_step_cancels_and_awaits_the_others() {
-        let d = tree();
-        let (v, e) = (vars(d.path()), engine());
-        e.set("gotools", Behaviour::Block);
-        e.set("archives/goshim.tar.bz2", Behaviour::Fail);
-        let chaintool = d.path().join("chaintool");
+        let mut h = Harness::new();
+        h.e.set("gotools", Behaviour::Block);
+        h.e.set("archives/goshim.tar.bz2", Behaviour::Fail);
+        let chaintool = h.d.path().join("chaintool");
         std::fs::write(&chaintool, "#!/bin/sh\n").unwrap();
-        let opts = BuildOptions {
-            chaintool: Some(chaintool),
-            source_date_epoch: Some(0),
-            ..Default::default()
-        };
-        let (rec, cancel) = (Recorder::default(), CancellationToken::new());
-        let cx = Cx {
-            vars: &v,
-            options: &opts,
-            engine: &e,
-            reporter: &rec,
-            cancel: &cancel,
-        };
+        h.opts.chaintool = Some(chaintool);
+        let (e, cancel, cx) = (&h.e, &h.cancel, h.cx());
         let spec = crate::spec::image_spec("ccenv").unwrap();
         let err = build(&cx, &spec).await.unwrap_err();
         match err {
@@ -993,20 +1006,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_image_built_from_ours_is_not_taken_for_ours() {
-        let d = tree();
-        let (v, e) = (vars(d.path()), engine());
-        let opts = BuildOptions {
-            source_date_epoch: Some(0),
-            ..Default::default()
-        };
-        let (rec, cancel) = (Recorder::default(), CancellationToken::new());
-        let cx = Cx {
-            vars: &v,
-            options: &opts,
-            engine: &e,
-            reporter: &rec,
-            cancel: &cancel,
-        };
+        let h = Harness::new();
+        let (d, e, cx) = (&h.d, &h.e, h.cx());
         let spec = crate::spec::image_spec("peer").unwrap();
         let first = build(&cx, &spec).await.unwrap();
         // a user's image FROM fabric-peer inherits every label, fingerprint included
@@ -1018,7 +1019,7 @@ mod tests {
             labels,
             build_args: Default::default(),
         };
-        e.build(&child, &rec, &cancel).await.unwrap();
+        e.build(&child, &h.rec, &h.cancel).await.unwrap();
         e.remove_image(&first.id, true).await.unwrap();
         let plan = explain(&cx, &spec).await.unwrap();
         let image = plan.iter().find(|(s, _)| s == "image/peer").unwrap();
@@ -1036,21 +1037,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_tree_without_sampleconfig_gets_the_steps_own_error() {
-        let d = tree();
-        std::fs::remove_dir_all(d.path().join("sampleconfig")).unwrap();
-        let (v, e) = (vars(d.path()), engine());
-        let opts = BuildOptions {
-            source_date_epoch: Some(0),
-            ..Default::default()
-        };
-        let (rec, cancel) = (Recorder::default(), CancellationToken::new());
-        let cx = Cx {
-            vars: &v,
-            options: &opts,
-            engine: &e,
-            reporter: &rec,
-            cancel: &cancel,
-        };
+        let h = Harness::new();
+        std::fs::remove_dir_all(h.d.path().join("sampleconfig")).unwrap();
+        let cx = h.cx();
         let spec = crate::spec::image_spec("peer").unwrap();
         let plan = explain(&cx, &spec).await.unwrap();
         assert_eq!(plan.len(), 5);
