@@ -291,51 +291,84 @@ async fn cancel_during_compile_removes_the_container() {
     );
 }
 
+/// The sweep on connect removes the containers of a run whose lease nobody holds (it was
+/// SIGKILLed), and keeps those of a live run — also one in another PID namespace, where its
+/// pid means nothing — and those whose lease file is not on this machine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containers_of_dead_imgforge_processes_are_swept_on_connect() {
     let Some((_engine, _serial)) = docker_test("sweep e2e").await else {
         return;
     };
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .unwrap()
-        .trim()
-        .to_string();
-    // pid 2^22+1 is above Linux's pid_max limit: no such process can exist
-    let dead = format!("org.imgforge.session={host}:4194305:1");
-    let id = sh(std::process::Command::new("docker").args([
-        "create",
-        "--label",
-        "org.imgforge.managed=true",
-        "--label",
-        &dead,
-        &format!("{TEST_NS}/fabric-baseos:amd64-0.4.22"),
-        "true",
-    ]));
-    let id = id.trim();
-    // a live process's container must stay
-    let live = format!("org.imgforge.session={host}:{}:1", std::process::id());
-    let keep = sh(std::process::Command::new("docker").args([
-        "create",
-        "--label",
-        "org.imgforge.managed=true",
-        "--label",
-        &live,
-        &format!("{TEST_NS}/fabric-baseos:amd64-0.4.22"),
-        "true",
-    ]));
-    let keep = keep.trim();
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    let dir = std::env::temp_dir().join(format!("imgforge-leases-{uid}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tag = std::process::id();
+    let dead_lease = dir.join(format!("test-dead-{tag}.lease"));
+    std::fs::write(&dead_lease, "").unwrap();
+    let live_lease = dir.join(format!("test-live-{tag}.lease"));
+    let unknown_lease = dir.join(format!("test-unknown-{tag}.lease"));
+    // the live run: a process in its own PID namespace holding the lock (flock(1), the same
+    // flock(2) lock imgforge takes)
+    let mut holder = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "flock", "-x"])
+        .arg(&live_lease)
+        .args(["sleep", "60"])
+        .spawn()
+        .expect("unshare and flock (util-linux) are needed");
+    for _ in 0..100 {
+        if live_lease.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let create = |lease: &std::path::Path| {
+        let id = sh(std::process::Command::new("docker").args([
+            "create",
+            "--label",
+            "org.imgforge.managed=true",
+            "--label",
+            &format!("org.imgforge.lease={}", lease.display()),
+            "--label",
+            &format!("org.imgforge.test-run={tag}"),
+            &format!("{TEST_NS}/fabric-baseos:amd64-0.4.22"),
+            "true",
+        ]));
+        id.trim().to_string()
+    };
+    let dead = create(&dead_lease);
+    let live = create(&live_lease);
+    let unknown = create(&unknown_lease);
     let lazy = imgforge::engine::docker::LazyDockerEngine::new();
     lazy.get().await.unwrap();
-    let left = managed_containers();
+    let exists = |id: &str| {
+        std::process::Command::new("docker")
+            .args(["inspect", id])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    let (dead_gone, live_kept, unknown_kept) = (!exists(&dead), exists(&live), exists(&unknown));
+    let _ = holder.kill();
+    let _ = holder.wait();
+    for id in [&live, &unknown, &dead] {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", id])
+            .output();
+    }
+    let _ = std::fs::remove_file(&live_lease);
+    assert!(dead_gone, "orphan {dead} (free lease) not swept");
+    assert!(!dead_lease.exists(), "the dead run's lease file stays");
     assert!(
-        !left.iter().any(|c| id.starts_with(c.as_str())),
-        "orphan {id} not swept: {left:?}"
+        live_kept,
+        "container {live} of a live run (lease held in another PID namespace) was removed"
     );
     assert!(
-        left.iter().any(|c| keep.starts_with(c.as_str())),
-        "live container {keep} was removed"
+        unknown_kept,
+        "container {unknown} with a lease not on this machine was removed"
     );
-    sh(std::process::Command::new("docker").args(["rm", "-f", keep]));
 }
 
 fn fresh_or_reason(steps: &[(String, imgforge::fingerprint::Freshness)], id: &str) -> String {

@@ -174,7 +174,14 @@ async fn base(
 }
 
 async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Result<(), Error> {
-    let engine = LazyDockerEngine::new();
+    // commands that only look never change the engine (no sweep of dead runs' containers)
+    let engine = match &cli.command {
+        Command::Plan(_)
+        | Command::Render { .. }
+        | Command::Config { .. }
+        | Command::List { .. } => LazyDockerEngine::read_only(),
+        _ => LazyDockerEngine::new(),
+    };
     match &cli.command {
         Command::Peer(a) => {
             build_images(&["peer"], &a.vars, &a.build, reporter, cancel, &engine).await
@@ -293,7 +300,8 @@ async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Re
                 }
                 other => other.clone(),
             };
-            let v = vars_for(vars, &assignments, true)?;
+            // values are shown with the user information of URLs masked
+            let v = vars_for(vars, &assignments, true)?.redacted();
             if let Some(n) = &name {
                 let var = v.var(n).ok_or_else(|| {
                     Error::Config(imgforge::config::ConfigError::UnknownVariable {
@@ -320,9 +328,25 @@ async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Re
         } => {
             let v = vars_for(vars, assignments, true)?;
             let dir = v.build_dir();
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir).map_err(|e| Error::io("clean", "remove", &dir, e))?;
-                reporter.line(&format!("{:>12} {}", "Removed", dir.display()));
+            match imgforge::build_dir::clean(&dir) {
+                Ok(imgforge::build_dir::Cleaned::Removed) => {
+                    reporter.line(&format!("{:>12} {}", "Removed", dir.display()))
+                }
+                Ok(imgforge::build_dir::Cleaned::Absent) => {}
+                Err(e @ imgforge::build_dir::CleanError::Refused { .. }) => {
+                    return Err(Error::Input {
+                        step: "clean".into(),
+                        message: e.to_string(),
+                        hint: format!(
+                            "BUILD_DIR is {:?} ({}); `imgforge clean` removes only a build directory imgforge created itself",
+                            v.get("BUILD_DIR"),
+                            v.var("BUILD_DIR").map(|x| x.origin.describe()).unwrap_or_default()
+                        ),
+                    })
+                }
+                Err(imgforge::build_dir::CleanError::Io { path, source }) => {
+                    return Err(Error::io("clean", "remove", path, source))
+                }
             }
             if *images {
                 // Only images in our exact repositories, built by our image step for that
@@ -387,7 +411,8 @@ fn print_error(e: &Error) {
     for h in e.hints() {
         text.push_str(&format!("\nhint: {h}"));
     }
-    eprintln!("{text}");
+    // a URL with credentials quoted by a lower layer (an HTTP client, the engine) is masked too
+    eprintln!("{}", imgforge::redact::redact(&text));
 }
 
 fn main() -> ExitCode {

@@ -16,6 +16,8 @@ fn imgforge(args: &[&str], env: &[(&str, &str)]) -> Output {
         "EXTRA_VERSION",
         "BASE_VERSION",
         "SOURCE_DATE_EPOCH",
+        "BUILD_DIR",
+        "CHAINTOOL_URL",
     ] {
         c.env_remove(v);
     }
@@ -168,6 +170,341 @@ fn bad_input_is_named_with_a_hint_and_exit_2() {
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("SOURCE_DATE_EPOCH"));
+}
+
+/// Every file and directory below `root` (relative paths), for before/after comparisons.
+fn inventory(root: &std::path::Path) -> Vec<String> {
+    let mut out: Vec<String> = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .into_iter()
+        .map(|e| {
+            let e = e.unwrap();
+            e.path().strip_prefix(root).unwrap().display().to_string()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `clean` never removes anything but a build directory imgforge created: table over the
+/// BUILD_DIR values a user can type, asserted on the file system.
+#[test]
+fn clean_removes_only_what_imgforge_made() {
+    let t = FixtureTree::new(|_| {});
+    let base = std::fs::canonicalize(t.tmp.path()).unwrap();
+    // HOME above the tree, as for a checkout under ~/go/src/…
+    let home = base.join("gopath");
+    let src = t.root.to_str().unwrap();
+    let outside = base.join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("precious.txt"), "mine").unwrap();
+    std::os::unix::fs::symlink(&t.root, base.join("link-to-tree")).unwrap();
+    let before = inventory(&base);
+    let home_s = home.to_str().unwrap().to_string();
+    let link = base.join("link-to-tree").to_str().unwrap().to_string();
+    let cases: Vec<(&str, String)> = vec![
+        ("empty", String::new()),
+        ("dot", ".".into()),
+        ("dotdot", "..".into()),
+        ("root", "/".into()),
+        ("home", home_s.clone()),
+        ("tree", src.to_string()),
+        ("symlink to the tree", link.clone()),
+        (
+            "unmarked dir outside",
+            outside.to_str().unwrap().to_string(),
+        ),
+    ];
+    for (what, value) in &cases {
+        for how in ["flag", "env"] {
+            let assign = format!("BUILD_DIR={value}");
+            let (args, env): (Vec<&str>, Vec<(&str, &str)>) = if how == "flag" {
+                (
+                    vec!["clean", "--source", src, &assign],
+                    vec![("HOME", &home_s)],
+                )
+            } else {
+                (
+                    vec!["clean", "--source", src],
+                    vec![("HOME", &home_s), ("BUILD_DIR", value.as_str())],
+                )
+            };
+            let o = imgforge(&args, &env);
+            let (_, err) = text(&o);
+            assert_eq!(o.status.code(), Some(2), "{what} via {how}: {err}");
+            assert!(err.contains("BUILD_DIR"), "{what} via {how}: {err}");
+            assert_eq!(
+                inventory(&base),
+                before,
+                "{what} via {how} removed something"
+            );
+        }
+    }
+    // the refusal says where the value came from
+    let o = imgforge(
+        &["clean", "--source", src],
+        &[("HOME", &home_s), ("BUILD_DIR", "..")],
+    );
+    let err = text(&o).1;
+    assert!(
+        err.contains("ancestor of the source tree") && err.contains("set in the environment"),
+        "{err}"
+    );
+    // a build dir outside the tree that imgforge made (render creates and marks it): removed
+    let made = base.join("made-by-imgforge");
+    let assign = format!("BUILD_DIR={}", made.display());
+    let o = imgforge(
+        &["render", "peer", "--source", src, &assign],
+        &[("HOME", &home_s)],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert!(made.join(".imgforge-build-dir").is_file());
+    // … holding a symlink out of it: the link goes, its target stays
+    std::os::unix::fs::symlink(&outside, made.join("image/escape")).unwrap();
+    let o = imgforge(&["clean", "--source", src, &assign], &[("HOME", &home_s)]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert!(!made.exists());
+    assert_eq!(inventory(&base), before);
+    // the tree's own default build dir, made by imgforge: removed; a `~` typed literally is a
+    // directory named `~` in the tree, which does not exist: nothing happens
+    let o = imgforge(&["render", "peer", "--source", src], &[("HOME", &home_s)]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let default_dir = t.root.join("build");
+    assert!(default_dir.join(".imgforge-build-dir").is_file());
+    for v in ["BUILD_DIR=~", "BUILD_DIR=build"] {
+        let o = imgforge(&["clean", "--source", src, v], &[("HOME", &home_s)]);
+        assert!(o.status.success(), "{v}: {}", text(&o).1);
+    }
+    assert!(!default_dir.exists());
+    assert_eq!(inventory(&base), before);
+    // a build dir that existed before imgforge (make's): used, never removed
+    std::fs::create_dir_all(t.root.join(".build")).unwrap();
+    std::fs::write(t.root.join(".build/made-by-make"), "x").unwrap();
+    let o = imgforge(
+        &["render", "peer", "--source", src, "BUILD_DIR=.build"],
+        &[("HOME", &home_s)],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    let o = imgforge(
+        &["clean", "--source", src, "BUILD_DIR=.build"],
+        &[("HOME", &home_s)],
+    );
+    let err = text(&o).1;
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("no .imgforge-build-dir marker"), "{err}");
+    assert!(t.root.join(".build/made-by-make").is_file());
+    assert!(t.root.join(".build/image/peer/Dockerfile").is_file());
+}
+
+/// A build with an unsafe BUILD_DIR stops before any work, naming the variable and its origin.
+#[test]
+fn unsafe_build_dir_stops_a_build_before_it_starts() {
+    let t = FixtureTree::new(|_| {});
+    let before = inventory(t.tmp.path());
+    let o = imgforge(
+        &[
+            "peer",
+            "--source",
+            t.root.to_str().unwrap(),
+            "BUILD_DIR=../..",
+        ],
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+    );
+    let err = text(&o).1;
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("BUILD_DIR=\"../..\"") && err.contains("set on the command line"),
+        "{err}"
+    );
+    assert_eq!(inventory(t.tmp.path()), before);
+}
+
+/// Credentials in CHAINTOOL_URL never reach the output, errors, the plan, the config listing
+/// or any file under the build dir.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaintool_url_credentials_are_never_shown_or_stored() {
+    use std::io::{Read, Write};
+    let Some((_engine, _serial)) = imgforge_tests::docker_test("cli chaintool secret").await else {
+        return;
+    };
+    let t = FixtureTree::new(|_| {});
+    let src = t.root.to_str().unwrap();
+    // loopback server: the first request fails (404), the later ones get a chaintool
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for (i, s) in listener.incoming().take(8).enumerate() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let (status, body) = if i == 0 {
+                ("404 Not Found", "no")
+            } else {
+                ("200 OK", "#!/bin/sh\necho chaintool\n")
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let secret = "s3cr3t-pw";
+    let url = format!("http://builder:{secret}@127.0.0.1:{port}/chaintool");
+    let ns = format!("BASE_DOCKER_NS={}", imgforge_tests::TEST_NS);
+    let env = [
+        ("CHAINTOOL_URL", url.as_str()),
+        ("no_proxy", "127.0.0.1"),
+        ("NO_PROXY", "127.0.0.1"),
+    ];
+    let mut seen = String::new();
+    let runs: [(&[&str], Option<i32>); 7] = [
+        (&["payload", "ccenv", "--json"], Some(2)), // the 404
+        (&["payload", "ccenv"], Some(0)),
+        (&["plan", "ccenv"], Some(0)),
+        (&["plan", "ccenv", "--json"], Some(0)),
+        (&["config"], Some(0)),
+        (&["config", "--json"], Some(0)),
+        (&["config", "CHAINTOOL_URL"], Some(0)),
+    ];
+    for (args, code) in runs {
+        let mut a = args.to_vec();
+        a.extend(["--source", src, &ns, "DOCKER_NS=imgforgetestcli"]);
+        let o = imgforge(&a, &env);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), code, "{args:?}: {err}");
+        seen.push_str(&out);
+        seen.push_str(&err);
+        assert!(
+            !out.contains(secret) && !err.contains(secret),
+            "{args:?} shows the secret:\n{out}\n{err}"
+        );
+    }
+    // the failed download and the listing show the redacted URL
+    assert!(
+        seen.contains("CHAINTOOL_URL=http://builder:***@127.0.0.1"),
+        "{seen}"
+    );
+    assert!(seen.contains("404"), "{seen}");
+    // the download happened and was recorded, without the secret
+    assert!(t.root.join("build/bin/chaintool").is_file());
+    let mut files = 0;
+    for e in walkdir::WalkDir::new(t.root.join("build")) {
+        let e = e.unwrap();
+        if e.file_type().is_file() {
+            files += 1;
+            let bytes = std::fs::read(e.path()).unwrap();
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{} holds the secret",
+                e.path().display()
+            );
+        }
+    }
+    assert!(files > 3, "build dir has {files} files");
+    // a changed password is still a change the plan sees (the digest is recorded)
+    let other = url.replace(secret, "another-pw");
+    let o = imgforge(
+        &[
+            "plan",
+            "ccenv",
+            "--source",
+            src,
+            &ns,
+            "DOCKER_NS=imgforgetestcli",
+        ],
+        &[("CHAINTOOL_URL", other.as_str())],
+    );
+    let out = text(&o).0;
+    assert!(
+        out.contains("Stale chaintool: CHAINTOOL_URL changed"),
+        "{out}"
+    );
+    assert!(!out.contains("another-pw"), "{out}");
+}
+
+/// Proxy credentials reach the build (RUN sees the variable) but not the image: not its
+/// history, not its config — also when the template declares `ARG http_proxy`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_credentials_reach_the_build_but_not_the_image() {
+    let Some((_engine, _serial)) = imgforge_tests::docker_test("cli proxy secret").await else {
+        return;
+    };
+    let t = FixtureTree::new(|_| {});
+    let src = t.root.to_str().unwrap();
+    let template = t.tmp.path().join("Dockerfile.in");
+    std::fs::write(
+        &template,
+        "FROM _BASE_NS_/fabric-baseos:_BASE_TAG_\nARG http_proxy\nARG HTTPS_PROXY\n\
+         RUN test -n \"$http_proxy\" && test -n \"$HTTPS_PROXY\" && mkdir -p /etc/hyperledger/fabric\n\
+         COPY payload/peer /usr/local/bin\nADD payload/sampleconfig.tar.bz2 /etc/hyperledger/fabric\n",
+    )
+    .unwrap();
+    let secret = "pr0xy-s3cret";
+    let proxy = format!("http://user:{secret}@127.0.0.1:9");
+    let ns = format!("BASE_DOCKER_NS={}", imgforge_tests::TEST_NS);
+    let env = [
+        ("http_proxy", proxy.as_str()),
+        ("HTTPS_PROXY", proxy.as_str()),
+        ("no_proxy", "127.0.0.1"),
+    ];
+    let o = imgforge(
+        &[
+            "peer",
+            "--json",
+            "--source",
+            src,
+            "--template",
+            template.to_str().unwrap(),
+            &ns,
+            "DOCKER_NS=imgforgetestproxy",
+        ],
+        &env,
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        !out.contains(secret) && !err.contains(secret),
+        "{out}\n{err}"
+    );
+    assert!(
+        out.contains("took `ARG http_proxy` out of the Dockerfile"),
+        "{out}"
+    );
+    let rendered = std::fs::read_to_string(t.root.join("build/image/peer/Dockerfile")).unwrap();
+    assert!(
+        !rendered.lines().any(|l| l.starts_with("ARG ")),
+        "{rendered}"
+    );
+    let tag = text(&imgforge(&["config", "DOCKER_TAG", "--source", src], &[])).0;
+    let image = format!("imgforgetestproxy/fabric-peer:{}", tag.trim());
+    let history =
+        imgforge_tests::sh(Command::new("docker").args(["history", "--no-trunc", &image]));
+    assert!(
+        history.contains("test -n"),
+        "the RUN line is not in the history:\n{history}"
+    );
+    assert!(
+        !history.contains(secret),
+        "docker history shows the proxy secret:\n{history}"
+    );
+    let inspect = imgforge_tests::sh(Command::new("docker").args(["inspect", &image]));
+    assert!(
+        !inspect.contains(secret),
+        "docker inspect shows the proxy secret"
+    );
+    let o = imgforge(
+        &[
+            "clean",
+            "--images",
+            "--source",
+            src,
+            &ns,
+            "DOCKER_NS=imgforgetestproxy",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
 }
 
 #[test]
@@ -409,6 +746,102 @@ async fn sigint_during_compile_removes_the_container_and_exits_130() {
         &[],
     );
     assert!(text(&o).0.contains("Stale compile/peer"), "{}", text(&o).0);
+}
+
+/// IDs of running build containers that bind-mount `tree` (this test's own, whatever run made
+/// them).
+fn build_containers_of(tree: &std::path::Path) -> Vec<String> {
+    let ids = imgforge_tests::sh(Command::new("docker").args([
+        "ps",
+        "-q",
+        "--filter",
+        "label=org.imgforge.managed=true",
+    ]));
+    ids.lines()
+        .filter(|id| {
+            let mounts = Command::new("docker")
+                .args([
+                    "inspect",
+                    "--format",
+                    "{{range .Mounts}}{{.Source}} {{end}}",
+                    id,
+                ])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&mounts.stdout)
+                .split_whitespace()
+                .any(|m| std::path::Path::new(m) == tree)
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Two imgforge processes in different PID namespaces with the same hostname: the second one's
+/// sweep on connect must not remove the first one's running build container (a pid means
+/// nothing across namespaces; the lease lock does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_in_another_pid_namespace_keeps_its_containers() {
+    let Some((_engine, _serial)) = imgforge_tests::docker_test("cli pid namespaces").await else {
+        return;
+    };
+    let t = FixtureTree::new(|root| {
+        // cgo makes the compile take long enough for the second run to start meanwhile
+        std::fs::write(
+            root.join("peer/slow.go"),
+            "package main\n\n// int slow(void) { return 1; }\nimport \"C\"\n\nvar _ = C.slow\n",
+        )
+        .unwrap();
+    });
+    let ns = format!("BASE_DOCKER_NS={}", imgforge_tests::TEST_NS);
+    let bin = env!("CARGO_BIN_EXE_imgforge");
+    // `sh` is pid 1 of the new namespace and imgforge its child (pid 2), as in a CI runner
+    let first = Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "sh",
+            "-c",
+            "\"$@\"; exit $?",
+            "sh",
+            bin,
+            "peer",
+            "--source",
+        ])
+        .arg(&t.root)
+        .args([&ns, "DOCKER_NS=imgforgetestpidns"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("unshare (util-linux) is needed");
+    let mut mine = Vec::new();
+    for _ in 0..600 {
+        mine = build_containers_of(&t.root);
+        if !mine.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        !mine.is_empty(),
+        "no build container of the first run appeared"
+    );
+    // the second run connects (and sweeps) from its own PID namespace, where pid 2 is nobody
+    let other = FixtureTree::new(|_| {});
+    let second = Command::new("unshare")
+        .args(["--pid", "--fork", bin, "clean", "--images", "--source"])
+        .arg(&other.root)
+        .args([&ns, "DOCKER_NS=imgforgetestpidns2"])
+        .output()
+        .unwrap();
+    assert!(second.status.success(), "{}", text(&second).1);
+    let still = build_containers_of(&t.root);
+    let out = first.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        mine.iter().all(|id| still.contains(id)),
+        "the live run's container {mine:?} was removed by the other run's sweep ({still:?}); first run said:\n{err}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{err}");
 }
 
 #[test]

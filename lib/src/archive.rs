@@ -95,9 +95,10 @@ pub enum ArchiveError {
         /// The underlying error.
         source: io::Error,
     },
-    /// A symlink in a tree archive points outside the archived tree (its
-    /// target is absolute or climbs above the root with `..`).
-    #[error("symlink {} points to {}, outside the archived directory; make it a relative link that stays inside the tree or replace it with a copy of its target", path.display(), target.display())]
+    /// A symlink points outside the tree it belongs to: its target is absolute,
+    /// climbs above the root with `..`, or does so through other links (a chain
+    /// `a/l1 -> ..`, `a/l2 -> l1/..`), or the links form a loop.
+    #[error("symlink {} points to {}, which resolves outside the archived directory; make it a relative link that stays inside the tree or replace it with a copy of its target", path.display(), target.display())]
     EscapingSymlink {
         /// The symlink on disk.
         path: PathBuf,
@@ -468,24 +469,89 @@ fn relative<'a>(root: &Path, path: &'a Path) -> Result<&'a Path> {
     })
 }
 
-/// Whether a symlink at archive name `rel` with target `target` resolves,
-/// lexically, outside the archive root.
-fn symlink_escapes(rel: &Path, target: &Path) -> bool {
-    let mut depth = rel.parent().map_or(0, |p| p.components().count());
-    for c in target.components() {
+/// Most links followed while resolving one path, as Linux's `MAXSYMLINKS` (40): more is a
+/// loop.
+const MAX_LINK_HOPS: usize = 40;
+
+/// Whether the path `rel` (relative to the real directory `root`) resolves to a place outside
+/// `root`, following every symlink on the way — the links of its directories, the link itself
+/// and the links its target passes through, chained as the kernel would follow them.
+///
+/// Each link is resolved against the tree, not just checked on its own: `a/l1 -> ..` stays
+/// inside, but `a/l2 -> l1/..` goes through `l1` and ends above the root. An absolute target
+/// escapes; a part that does not exist is taken as written (a dangling link inside the tree is
+/// not an escape); more than 40 hops (a loop) counts as escaping.
+pub fn path_escapes(root: &Path, rel: &Path) -> bool {
+    let mut queue: std::collections::VecDeque<std::ffi::OsString> = Default::default();
+    for c in rel.components() {
         match c {
-            Component::Normal(_) => depth += 1,
+            Component::Normal(n) => queue.push_back(n.to_os_string()),
+            Component::ParentDir => queue.push_back("..".into()),
             Component::CurDir => {}
-            Component::ParentDir => {
-                if depth == 0 {
-                    return true;
-                }
-                depth -= 1;
-            }
             Component::RootDir | Component::Prefix(_) => return true,
         }
     }
+    let mut cur = root.to_path_buf();
+    let mut depth = 0usize;
+    let mut hops = 0usize;
+    while let Some(c) = queue.pop_front() {
+        if c == ".." {
+            if depth == 0 {
+                return true;
+            }
+            cur.pop();
+            depth -= 1;
+            continue;
+        }
+        if c == "." {
+            continue;
+        }
+        cur.push(&c);
+        depth += 1;
+        let Ok(meta) = fs::symlink_metadata(&cur) else {
+            continue; // does not exist: the rest is taken as written
+        };
+        if !meta.file_type().is_symlink() {
+            continue;
+        }
+        hops += 1;
+        if hops > MAX_LINK_HOPS {
+            return true;
+        }
+        let Ok(target) = fs::read_link(&cur) else {
+            return true;
+        };
+        cur.pop();
+        depth -= 1;
+        let mut front = Vec::new();
+        for t in target.components() {
+            match t {
+                Component::Normal(n) => front.push(n.to_os_string()),
+                Component::ParentDir => front.push("..".into()),
+                Component::CurDir => {}
+                Component::RootDir | Component::Prefix(_) => return true,
+            }
+        }
+        for t in front.into_iter().rev() {
+            queue.push_front(t);
+        }
+    }
     false
+}
+
+/// The first symlink on the way from `root` to `path` (a path below `root` as written, before
+/// resolution), or `path` itself when none is found.
+pub fn first_link_below(root: &Path, path: &Path) -> PathBuf {
+    let mut cur = root.to_path_buf();
+    if let Ok(rel) = path.strip_prefix(root) {
+        for c in rel.components() {
+            cur.push(c);
+            if fs::symlink_metadata(&cur).is_ok_and(|m| m.file_type().is_symlink()) {
+                return cur;
+            }
+        }
+    }
+    path.to_path_buf()
 }
 
 // ---------------------------------------------------------------------------
@@ -518,9 +584,8 @@ fn symlink_escapes(rel: &Path, target: &Path) -> bool {
 /// The archive depends only on names, contents, permission bits and symlink
 /// targets, not on creation order, timestamps or ownership on disk.
 ///
-/// Errors: [`ArchiveError::EscapingSymlink`] for a symlink whose target is
-/// absolute or climbs above `root` (checked lexically against the symlink's
-/// directory); [`ArchiveError::Unsupported`] for sockets, fifos and device
+/// Errors: [`ArchiveError::EscapingSymlink`] for a symlink that resolves
+/// outside `root`, alone or through a chain of links ([`path_escapes`]); [`ArchiveError::Unsupported`] for sockets, fifos and device
 /// nodes; [`ArchiveError::Io`] for any read error (nothing is skipped) or if
 /// `root` is not a directory; [`ArchiveError::SizeChanged`] if a file changes
 /// size while being copied; [`ArchiveError::Write`] if `out` fails. After an
@@ -547,7 +612,7 @@ pub fn write_tree_archive<W: Write>(
                     append_regular_file(b, path, rel, Owner::Root, opts.mtime, false)?;
             } else if ft.is_symlink() {
                 let target = fs::read_link(path).map_err(io_err(path))?;
-                if symlink_escapes(rel, &target) {
+                if path_escapes(root, rel) {
                     return Err(ArchiveError::EscapingSymlink {
                         path: path.to_path_buf(),
                         target,
@@ -1102,7 +1167,10 @@ fn collect_go_sources(
 /// disk, sorted by name and deduplicated (the script's `| sort | uniq`).
 ///
 /// Errors: [`ArchiveError::Io`] if `target` is missing or a directory cannot
-/// be read; [`ArchiveError::InvalidName`] for a malformed `pkg_root`,
+/// be read; [`ArchiveError::EscapingSymlink`] naming the link when a selected
+/// file resolves outside `$GOPATH/src` (the directory `pkg_root` is in; the
+/// tree itself when it is not in a GOPATH layout);
+/// [`ArchiveError::InvalidName`] for a malformed `pkg_root`,
 /// `target` or dep path, or a non-UTF-8 file name.
 pub fn goshim_entries(
     src_root: &Path,
@@ -1127,6 +1195,27 @@ pub fn goshim_entries(
     let mut out = Vec::new();
     for dir in &dirs {
         collect_go_sources(src_root, pkg_root, dir, &mut out)?;
+    }
+    // `tar -h` dereferences links, so a link out of $GOPATH/src would put a host file into
+    // the image: every file must resolve inside $GOPATH/src (the directory above `pkg_root`),
+    // or inside the tree when it is not in a GOPATH layout.
+    let real_root = fs::canonicalize(src_root).map_err(io_err(src_root))?;
+    let gopath_src = {
+        let mut b = real_root.clone();
+        if real_root.ends_with(pkg_root) {
+            for _ in Path::new(pkg_root).components() {
+                b.pop();
+            }
+        }
+        b
+    };
+    for e in &out {
+        let real = fs::canonicalize(&e.source).map_err(io_err(&e.source))?;
+        if !real.starts_with(&gopath_src) {
+            let link = first_link_below(src_root, &e.source);
+            let target = fs::read_link(&link).unwrap_or(real);
+            return Err(ArchiveError::EscapingSymlink { path: link, target });
+        }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out.dedup_by(|later, kept| later.name == kept.name);
@@ -1476,6 +1565,96 @@ mod tests {
             find(&members(&bytes), "sub/root").link.as_deref(),
             Some("..")
         );
+    }
+
+    #[test]
+    fn chained_links_that_leave_the_root_are_refused() {
+        // each link passes a one-link-at-a-time check; a/l2 resolves through l1 to above root
+        let tmp = tempfile::tempdir().unwrap();
+        write_file(&tmp.path().join("a/f"), b"x", 0o644);
+        symlink("..", tmp.path().join("a/l1")).unwrap();
+        symlink("l1/..", tmp.path().join("a/l2")).unwrap();
+        assert!(!path_escapes(tmp.path(), Path::new("a/l1")));
+        assert!(path_escapes(tmp.path(), Path::new("a/l2")));
+        match write_tree_archive(tmp.path(), io::sink(), &opts()) {
+            Err(ArchiveError::EscapingSymlink { path, target }) => {
+                assert_eq!(path, tmp.path().join("a/l2"));
+                assert_eq!(target, Path::new("l1/.."));
+            }
+            other => panic!("expected EscapingSymlink for a/l2, got {other:?}"),
+        }
+        // a directory link then `..` twice; a loop; a link to a link to an absolute path
+        for (links, bad) in [
+            (&[("d", "a"), ("e", "d/../..")][..], "e"),
+            (&[("x", "y"), ("y", "x")][..], "x"),
+            (&[("p", "q"), ("q", "/etc")][..], "p"),
+        ] {
+            let tmp = tempfile::tempdir().unwrap();
+            write_file(&tmp.path().join("a/f"), b"x", 0o644);
+            for (at, to) in links {
+                symlink(to, tmp.path().join(at)).unwrap();
+            }
+            assert!(path_escapes(tmp.path(), Path::new(bad)), "{links:?}");
+            assert!(
+                matches!(
+                    write_tree_archive(tmp.path(), io::sink(), &opts()),
+                    Err(ArchiveError::EscapingSymlink { .. })
+                ),
+                "{links:?}"
+            );
+        }
+        // chains that stay inside are kept, dangling ones too
+        let tmp = tempfile::tempdir().unwrap();
+        write_file(&tmp.path().join("a/b/f"), b"x", 0o644);
+        symlink("b", tmp.path().join("a/lb")).unwrap();
+        symlink("lb/../b/f", tmp.path().join("a/chain")).unwrap();
+        symlink("missing/../../a", tmp.path().join("a/dangling")).unwrap();
+        assert!(!path_escapes(tmp.path(), Path::new("a/chain")));
+        assert!(!path_escapes(tmp.path(), Path::new("a/dangling")));
+        write_tree_archive(tmp.path(), io::sink(), &opts()).unwrap();
+    }
+
+    #[test]
+    fn goshim_refuses_a_link_out_of_gopath_src() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("go/src/github.com/hyperledger/fabric");
+        write_file(
+            &src.join("core/chaincode/shim/shim.go"),
+            b"package shim\n",
+            0o644,
+        );
+        write_file(&tmp.path().join("secret/key.go"), b"package key\n", 0o644);
+        // inside $GOPATH/src but outside the tree: allowed (tar -h follows it too)
+        write_file(&tmp.path().join("go/src/other/o.go"), b"package o\n", 0o644);
+        symlink(
+            tmp.path().join("go/src/other"),
+            src.join("core/chaincode/shim/other"),
+        )
+        .unwrap();
+        let ok = goshim_entries(
+            &src,
+            "github.com/hyperledger/fabric",
+            "core/chaincode/shim",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(ok.len(), 2);
+        symlink(
+            tmp.path().join("secret"),
+            src.join("core/chaincode/shim/ext"),
+        )
+        .unwrap();
+        match goshim_entries(
+            &src,
+            "github.com/hyperledger/fabric",
+            "core/chaincode/shim",
+            &[],
+        ) {
+            Err(ArchiveError::EscapingSymlink { path, .. }) => {
+                assert_eq!(path, src.join("core/chaincode/shim/ext"))
+            }
+            other => panic!("expected EscapingSymlink, got {other:?}"),
+        }
     }
 
     #[test]

@@ -54,6 +54,20 @@ impl std::fmt::Display for Origin {
     }
 }
 
+impl Origin {
+    /// Where the value was set, in words for error messages ("set on the command line").
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Origin::Flag => "set on the command line",
+            Origin::Env => "set in the environment",
+            Origin::Makefile => "read from the tree's Makefile",
+            Origin::Git => "read from the tree's git repository",
+            Origin::Derived => "derived from other variables",
+            Origin::Default => "imgforge's default",
+        }
+    }
+}
+
 /// One resolved variable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Var {
@@ -164,6 +178,16 @@ impl BuildVars {
     /// All variables in [`VAR_NAMES`] order.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Var)> {
         VAR_NAMES.iter().map(move |n| (*n, &self.vars[*n]))
+    }
+
+    /// The same variables with the user information of any URL in a value masked
+    /// ([`crate::redact::redact`]), for showing them (`imgforge config`).
+    pub fn redacted(&self) -> BuildVars {
+        let mut out = self.clone();
+        for v in out.vars.values_mut() {
+            v.value = crate::redact::redact(&v.value);
+        }
+        out
     }
 
     /// `DOCKER_DYNAMIC_LINK` as a boolean (`true` unless the value is `false`).
@@ -493,6 +517,17 @@ fn validate(vars: &BuildVars) -> Result<(), ConfigError> {
         }
         Ok(())
     };
+    if let Some(src) = &vars.source {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let var = &vars.vars["BUILD_DIR"];
+        crate::build_dir::check(&var.value, src, home.as_deref()).map_err(|problem| {
+            ConfigError::Invalid {
+                name: "BUILD_DIR".into(),
+                value: var.value.clone(),
+                problem: format!("{problem} (BUILD_DIR was {})", var.origin.describe()),
+            }
+        })?;
+    }
     plain("BASE_DOCKER_LABEL", false)?;
     plain("EXTRA_VERSION", false)?;
     plain("GO_TAGS", true)?;

@@ -177,9 +177,8 @@ async fn debootstrap(
         });
     }
     let tmp = work_dir.join(format!(".rootfs-{}-{}.tmp", spec.image, &key[..16]));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&step, "remove", &tmp, e))?;
-    }
+    crate::build_dir::remove_inside(work_dir, &tmp)
+        .map_err(|e| Error::io(&step, "remove", &tmp, e))?;
     crate::steps::mkdir_p(&step, work_dir)?;
     let mut cmd = tokio::process::Command::new("debootstrap");
     cmd.arg(format!("--variant={}", spec.rootfs.variant));
@@ -258,7 +257,7 @@ async fn debootstrap(
                 log.display()
             )
         } else {
-            let _ = std::fs::remove_dir_all(&tmp);
+            let _ = crate::build_dir::remove_inside(work_dir, &tmp);
             String::new()
         };
         return Err(Error::Input {

@@ -22,6 +22,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod archive;
+pub mod build_dir;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -29,6 +30,7 @@ pub mod event;
 pub mod factory;
 pub mod fingerprint;
 pub mod pipeline;
+pub mod redact;
 pub mod reference;
 pub mod spec;
 pub mod steps;

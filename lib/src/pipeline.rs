@@ -28,7 +28,7 @@ use std::sync::Mutex;
 const IMAGE_ID: &str = "image_id";
 
 /// Bumped when a step's behaviour changes, so old fingerprints do not count as fresh.
-const STEP_VERSION: &str = "3";
+const STEP_VERSION: &str = "4";
 
 /// File suffixes of Go build inputs (what `go install` and `go list` read).
 const GO_SUFFIXES: &[&str] = &[
@@ -498,6 +498,16 @@ impl Fingerprinter {
                     } else if e.file_type().is_symlink() {
                         let t = std::fs::read_link(e.path())
                             .map_err(|err| io_err(id, e.path(), err))?;
+                        // the archive would refuse it: say so here, blaming this step
+                        if crate::archive::path_escapes(&root, std::path::Path::new(&rel)) {
+                            return Err(Error::archive(
+                                id,
+                                crate::archive::ArchiveError::EscapingSymlink {
+                                    path: e.path().to_path_buf(),
+                                    target: t,
+                                },
+                            ));
+                        }
                         format!("link {}", t.display())
                     } else {
                         format!("{} {mode:o}", self.file_digest(id, e.path())?)
@@ -522,7 +532,11 @@ impl Fingerprinter {
             }
             StepKind::Chaintool => match &cx.options.chaintool {
                 Some(p) => fp.add("step:chaintool", self.file_digest(id, p)?),
-                None => var(&mut fp, &["CHAINTOOL_URL"]),
+                // the URL may carry credentials: recorded redacted, with a digest of the whole
+                None => fp.add(
+                    "var:CHAINTOOL_URL",
+                    crate::redact::fingerprint_value(cx.vars.get("CHAINTOOL_URL")),
+                ),
             },
             StepKind::Payload { files, .. } => {
                 for (name, path, producer) in files {
@@ -639,7 +653,10 @@ pub async fn explain<E: Engine>(
         }
         out.push((step.id, f));
     }
-    let _ = fpr.digests.save();
+    // `plan` changes nothing: the digest cache is kept only in a build dir that already exists
+    if cx.build_dir().is_dir() {
+        let _ = fpr.digests.save();
+    }
     Ok(out)
 }
 
@@ -776,6 +793,7 @@ async fn execute<E: Engine>(
             ),
         });
     }
+    cx.ensure_build_dir(&format!("payload/{}", spec.image))?;
     let mut steps = plan(cx, spec);
     if !with_image {
         steps.retain(|s| s.kind != StepKind::Image);
@@ -1046,5 +1064,33 @@ mod tests {
         let err = build(&cx, &spec).await.unwrap_err();
         assert!(err.to_string().contains("sampleconfig"), "{err}");
         assert!(err.hints()[0].contains("Fabric tree"), "{:?}", err.hints());
+    }
+
+    #[tokio::test]
+    async fn a_chained_link_out_of_sampleconfig_is_refused_by_its_own_step() {
+        let h = Harness::new();
+        let sc = h.d.path().join("sampleconfig");
+        std::fs::create_dir_all(sc.join("a")).unwrap();
+        std::os::unix::fs::symlink("..", sc.join("a/l1")).unwrap();
+        std::os::unix::fs::symlink("l1/..", sc.join("a/l2")).unwrap();
+        let cx = h.cx();
+        let spec = crate::spec::image_spec("peer").unwrap();
+        for err in [
+            explain(&cx, &spec).await.unwrap_err(),
+            build(&cx, &spec).await.unwrap_err(),
+        ] {
+            match &err {
+                Error::Archive {
+                    step,
+                    source: crate::archive::ArchiveError::EscapingSymlink { path, .. },
+                } => {
+                    assert_eq!(step, "archives/sampleconfig.tar.bz2");
+                    assert_eq!(path, &sc.join("a/l2"));
+                }
+                other => panic!("expected the archive step's EscapingSymlink, got {other}"),
+            }
+        }
+        // the build dir holds no archive of it
+        assert!(!h.d.path().join("build/sampleconfig.tar.bz2").exists());
     }
 }

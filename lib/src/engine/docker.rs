@@ -19,6 +19,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use std::collections::{HashMap, VecDeque};
 use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -39,12 +40,98 @@ pub struct DockerEngine {
     docker: Docker,
     host: String,
     session: String,
+    lease: std::sync::Arc<Lease>,
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
+/// A run's lease: a file under [`lease_dir`] that this process holds an exclusive lock on
+/// (`flock`) for as long as it lives. The kernel drops the lock when the process ends, however
+/// it ends (SIGKILL included), so "the lock can be taken" means "its owner is gone" — on this
+/// machine, whatever PID namespace or hostname either process has. The file is removed on drop.
+#[derive(Debug)]
+struct Lease {
+    path: PathBuf,
+    _file: std::fs::File,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Where leases live: `$TMPDIR/imgforge-leases-<uid>` (mode 0700).
+fn lease_dir() -> PathBuf {
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    std::env::temp_dir().join(format!("imgforge-leases-{uid}"))
+}
+
+/// A new random session id (16 hex digits): no pid, no hostname, so it means nothing outside
+/// this process and cannot collide across PID namespaces.
+fn new_session_id() -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    h.update(t.to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    let local = 0u8;
+    h.update((&local as *const u8 as usize).to_le_bytes());
+    if let Ok(b) = std::fs::read("/proc/sys/kernel/random/uuid") {
+        h.update(b);
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
+impl Lease {
+    fn take(session: &str) -> io::Result<Lease> {
+        let dir = lease_dir();
+        std::fs::create_dir_all(&dir)?;
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+        let path = dir.join(format!("{session}.lease"));
+        let file = std::fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .open(&path)?;
+        file.lock()?;
+        Ok(Lease { path, _file: file })
+    }
+}
+
+/// What a lease file says about the run that labelled a container with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// Its lock is held: the run is alive.
+    Alive,
+    /// The file exists and its lock is free: the run ended without cleaning up.
+    Dead,
+    /// No such file here (another machine or mount namespace, or a cleaned temp dir): unknown.
+    Unknown,
+}
+
+/// Check the lease at `path`; for a dead owner, the lock is returned held, so that two sweepers
+/// do not both act on it.
+fn lease_owner(path: &Path) -> (Owner, Option<std::fs::File>) {
+    // only files that look like our leases are ever opened
+    let ours = path.extension().is_some_and(|e| e == "lease")
+        && path
+            .parent()
+            .and_then(|p| p.file_name())
+            .is_some_and(|n| n.to_string_lossy().starts_with("imgforge-leases-"));
+    if !ours || !path.is_absolute() {
+        return (Owner::Unknown, None);
+    }
+    let Ok(f) = std::fs::OpenOptions::new().read(true).open(path) else {
+        return (Owner::Unknown, None);
+    };
+    match f.try_lock() {
+        Ok(()) => (Owner::Dead, Some(f)),
+        Err(std::fs::TryLockError::WouldBlock) => (Owner::Alive, None),
+        Err(std::fs::TryLockError::Error(_)) => (Owner::Unknown, None),
+    }
 }
 
 fn docker_host() -> String {
@@ -276,19 +363,18 @@ impl DockerEngine {
             .negotiate_version()
             .await
             .map_err(|e| unreachable(&host, e))?;
-        let session = format!(
-            "{}:{}:{}",
-            hostname(),
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        );
+        let session = new_session_id();
+        let lease = Lease::take(&session).map_err(|e| EngineError::Api {
+            op: format!("create the lease file in {}", lease_dir().display()),
+            message: format!(
+                "{e} (imgforge marks the containers of a live run with a locked file there; set TMPDIR to a writable directory)"
+            ),
+        })?;
         Ok(DockerEngine {
             docker,
             host,
             session,
+            lease: std::sync::Arc::new(lease),
         })
     }
 
@@ -309,36 +395,44 @@ impl DockerEngine {
             .map_err(|e| api("list containers", e))
     }
 
-    /// Remove containers left by imgforge processes of this host that no longer run (killed
-    /// with SIGKILL, machine crash): their session label names this host and a dead pid.
+    /// Remove containers left by imgforge runs that ended without cleaning up (SIGKILL, a crash):
+    /// those whose [`LABEL_LEASE`] file exists here and whose lock nobody holds. A container
+    /// whose lease is held (a live run, in any PID namespace, with any hostname), or whose lease
+    /// file is not on this machine (another host on a shared engine), is never touched.
     /// Returns the IDs removed.
     pub async fn sweep_orphans(&self) -> Result<Vec<String>, EngineError> {
         let list = self.labelled_containers(LABEL_MANAGED, "true").await?;
-        let host = hostname();
-        let mut removed = Vec::new();
+        let mut by_lease: std::collections::BTreeMap<PathBuf, Vec<String>> = Default::default();
         for c in list {
             let (Some(id), Some(labels)) = (c.id, c.labels) else {
                 continue;
             };
-            let Some(session) = labels.get(LABEL_SESSION) else {
+            if let Some(lease) = labels.get(LABEL_LEASE) {
+                by_lease.entry(PathBuf::from(lease)).or_default().push(id);
+            }
+        }
+        let mut removed = Vec::new();
+        for (path, ids) in by_lease {
+            if path == self.lease.path {
                 continue;
-            };
-            let mut parts = session.split(':');
-            let (Some(h), Some(pid)) = (
-                parts.next(),
-                parts.next().and_then(|p| p.parse::<i32>().ok()),
-            ) else {
+            }
+            let (owner, lock) = lease_owner(&path);
+            if owner != Owner::Dead {
                 continue;
-            };
-            // SAFETY: kill with signal 0 only checks whether the process exists.
-            let alive = unsafe { libc::kill(pid, 0) } == 0
-                || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-            if h == host && !alive {
+            }
+            for id in ids {
                 self.force_remove(&id).await;
                 removed.push(id);
             }
+            let _ = std::fs::remove_file(&path);
+            drop(lock);
         }
         Ok(removed)
+    }
+
+    /// The lease file this process holds (value of [`LABEL_LEASE`] on its containers).
+    pub fn lease_path(&self) -> &Path {
+        &self.lease.path
     }
 
     /// The daemon address in use.
@@ -355,6 +449,10 @@ impl DockerEngine {
         HashMap::from([
             (LABEL_MANAGED.to_string(), "true".to_string()),
             (LABEL_SESSION.to_string(), self.session.clone()),
+            (
+                LABEL_LEASE.to_string(),
+                self.lease.path.display().to_string(),
+            ),
             (LABEL_STEP.to_string(), step.to_string()),
         ])
     }
@@ -472,7 +570,7 @@ impl DockerEngine {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .chain(self.labels(&spec.step))
-            .filter(|(k, _)| k != LABEL_SESSION)
+            .filter(|(k, _)| k != LABEL_SESSION && k != LABEL_LEASE)
             .collect();
         let opts = BuildImageOptionsBuilder::default()
             .dockerfile("Dockerfile")
@@ -885,12 +983,23 @@ mod tests {
 #[derive(Debug, Default)]
 pub struct LazyDockerEngine {
     cell: tokio::sync::OnceCell<DockerEngine>,
+    read_only: bool,
 }
 
 impl LazyDockerEngine {
-    /// Not connected yet.
+    /// Not connected yet. On connecting it sweeps the containers of dead runs
+    /// ([`DockerEngine::sweep_orphans`]).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Not connected yet, and connecting changes nothing in the engine (no sweep): for commands
+    /// that promise to only look (`plan`, `render`, `config`, `list`).
+    pub fn read_only() -> Self {
+        LazyDockerEngine {
+            read_only: true,
+            ..Self::default()
+        }
     }
 
     /// Connect now (or return the existing connection).
@@ -898,8 +1007,10 @@ impl LazyDockerEngine {
         self.cell
             .get_or_try_init(|| async {
                 let e = DockerEngine::connect().await?;
-                // Best effort: an old daemon or a permission problem must not stop the build.
-                let _ = e.sweep_orphans().await;
+                if !self.read_only {
+                    // Best effort: an old daemon or a permission problem must not stop the build.
+                    let _ = e.sweep_orphans().await;
+                }
                 Ok(e)
             })
             .await

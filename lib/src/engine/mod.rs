@@ -19,8 +19,12 @@ use tokio_util::sync::CancellationToken;
 
 /// Label set on every container and image imgforge creates (value `true`).
 pub const LABEL_MANAGED: &str = "org.imgforge.managed";
-/// Label with the id of the imgforge process that created a container.
+/// Label with the id of the imgforge process that created a container (random per process).
 pub const LABEL_SESSION: &str = "org.imgforge.session";
+/// Label with the path of the lease file of the imgforge process that created a container: the
+/// process holds an exclusive lock on it for as long as it lives (see
+/// [`docker::DockerEngine::sweep_orphans`]).
+pub const LABEL_LEASE: &str = "org.imgforge.lease";
 /// Label with the step that created a container or image (`compile/peer`, `image/peer`).
 pub const LABEL_STEP: &str = "org.imgforge.step";
 /// Label with the fingerprint key of a Fabric image build (freshness of the image step).

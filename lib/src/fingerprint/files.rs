@@ -145,7 +145,9 @@ impl FileDigests {
 }
 
 /// Files of `root` whose names end in one of `suffixes` (all files when empty), relative paths
-/// sorted, skipping `.git` and the directories in `skip` (absolute). Symlinks are followed.
+/// sorted, skipping `.git` and the directories in `skip` (absolute). Symlinks are followed, but
+/// only while they resolve inside `root` ([`crate::archive::path_escapes`]): a link that leaves
+/// it, alone or through a chain of links, is an error of kind `InvalidInput` naming the link.
 pub fn list_files(
     root: &Path,
     suffixes: &[&str],
@@ -171,8 +173,25 @@ pub fn list_files(
             {
                 continue
             }
+            // a link to a directory above it inside the walk (`sub/root -> ..`): everything it
+            // leads to is listed already
+            Err(err) if err.loop_ancestor().is_some() => continue,
             Err(err) => return Err(std::io::Error::other(err)),
         };
+        if e.path_is_symlink() {
+            let rel = e.path().strip_prefix(root).expect("under root");
+            if crate::archive::path_escapes(root, rel) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "symlink {} points to {}, which resolves outside {}; imgforge reads only what is inside the tree: make it a relative link that stays inside, or replace it with a copy",
+                        e.path().display(),
+                        std::fs::read_link(e.path()).unwrap_or_default().display(),
+                        root.display()
+                    ),
+                ));
+            }
+        }
         if !e.file_type().is_file() {
             continue;
         }
@@ -241,5 +260,14 @@ mod tests {
         std::os::unix::fs::symlink("missing.pem", d.path().join("a/dangling.go")).unwrap();
         let l = list_files(d.path(), &[".go", ".s"], &[d.path().join("build")]).unwrap();
         assert_eq!(l, vec![PathBuf::from("a/x.go"), PathBuf::from("b/c.s")]);
+        // links inside are followed; a chain that leaves the root is refused, naming the link
+        std::os::unix::fs::symlink("../a", d.path().join("b/la")).unwrap();
+        let l = list_files(d.path(), &[".go"], &[d.path().join("build")]).unwrap();
+        assert!(l.contains(&PathBuf::from("b/la/x.go")), "{l:?}");
+        std::os::unix::fs::symlink("..", d.path().join("b/up")).unwrap();
+        std::os::unix::fs::symlink("up/..", d.path().join("b/out")).unwrap();
+        let e = list_files(d.path(), &[".go"], &[d.path().join("build")]).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("b/out"), "{e}");
     }
 }

@@ -69,7 +69,9 @@ pub async fn chaintool<E: Engine>(cx: &Cx<'_, E>) -> Result<PathBuf, Error> {
             hint: hint.into(),
         });
     }
-    let t = cx.start(step, format!("download {url}"));
+    // the URL may carry credentials (`https://user:pw@host/…`): only its redacted form is shown
+    let shown = crate::redact::redact(&url);
+    let t = cx.start(step, format!("download {shown}"));
     let d = dest.clone();
     let u = url.clone();
     let download = tokio::task::spawn_blocking(move || -> Result<u64, String> {
@@ -103,7 +105,10 @@ pub async fn chaintool<E: Engine>(cx: &Cx<'_, E>) -> Result<PathBuf, Error> {
     .expect("download task")
     .map_err(|e| Error::Input {
         step: step.into(),
-        message: format!("downloading CHAINTOOL_URL={url} failed: {e}"),
+        message: format!(
+            "downloading CHAINTOOL_URL={shown} failed: {}",
+            crate::redact::redact(&e)
+        ),
         hint: hint.into(),
     })?;
     set_exec(step, &dest)?;

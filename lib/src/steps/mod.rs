@@ -30,6 +30,23 @@ use tokio_util::sync::CancellationToken;
 /// (`-v $(abspath .):/opt/gopath/src/$(PKGNAME)` in `docker-env.mk`'s `DRUN`).
 pub const CONTAINER_SRC: &str = "/opt/gopath/src/github.com/hyperledger/fabric";
 
+/// The proxy variables: the six that `docker-env.mk` forwards into build containers and
+/// `docker build` (`--build-arg`), first, then the rest of Docker's predefined proxy build
+/// arguments (`FTP_PROXY`, `ALL_PROXY`; Dockerfile reference, "Predefined ARGs"), which the
+/// engine also keeps out of `docker history` unless a Dockerfile declares them.
+pub const PROXY_VARS: &[&str] = &[
+    "http_proxy",
+    "https_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+    "ftp_proxy",
+    "FTP_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+];
+
 /// Options that are not Make variables.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -70,6 +87,15 @@ impl<E: Engine> Cx<'_, E> {
         self.vars.build_dir()
     }
 
+    /// Create `$(BUILD_DIR)` if needed, with imgforge's marker ([`crate::build_dir::ensure`]).
+    ///
+    /// Errors: [`Error::Io`] naming the directory and `step`.
+    pub fn ensure_build_dir(&self, step: &str) -> Result<(), Error> {
+        let dir = self.build_dir();
+        crate::build_dir::ensure(&dir, self.vars.source.as_deref())
+            .map_err(|e| Error::io(step, "create the build directory", dir, e))
+    }
+
     /// Archive mtime: `SOURCE_DATE_EPOCH`, else the tree's HEAD commit time, else 0.
     pub fn mtime(&self) -> u64 {
         self.options
@@ -107,22 +133,15 @@ impl<E: Engine> Cx<'_, E> {
     /// The proxy variables that are set, as `NAME=value` (docker-env.mk forwards
     /// `http_proxy https_proxy HTTP_PROXY HTTPS_PROXY no_proxy NO_PROXY`).
     pub fn proxy_env(&self) -> Vec<String> {
-        [
-            "http_proxy",
-            "https_proxy",
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "no_proxy",
-            "NO_PROXY",
-        ]
-        .iter()
-        .filter_map(|n| {
-            std::env::var(n)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .map(|v| format!("{n}={v}"))
-        })
-        .collect()
+        PROXY_VARS[..6]
+            .iter()
+            .filter_map(|n| {
+                std::env::var(n)
+                    .ok()
+                    .filter(|v| !v.is_empty())
+                    .map(|v| format!("{n}={v}"))
+            })
+            .collect()
     }
 
     /// Make sure the base image `name` (`baseos`/`baseimage`) is in the engine.

@@ -33,9 +33,11 @@ pub fn assemble_payload(
     }
     let final_dir = image_dir.join("payload");
     let old = image_dir.join(".payload-old");
-    if old.exists() {
-        std::fs::remove_dir_all(&old).map_err(|e| Error::io(step, "remove", &old, e))?;
-    }
+    let remove_old = || {
+        crate::build_dir::remove_inside(image_dir, &old)
+            .map_err(|e| Error::io(step, "remove", &old, e))
+    };
+    remove_old()?;
     if final_dir.exists() {
         std::fs::rename(&final_dir, &old)
             .map_err(|e| Error::io(step, "move aside", &final_dir, e))?;
@@ -46,9 +48,7 @@ pub fn assemble_payload(
         let _ = std::fs::rename(&old, &final_dir);
         return Err(Error::io(step, "move into place", &tmp_path, e));
     }
-    if old.exists() {
-        std::fs::remove_dir_all(&old).map_err(|e| Error::io(step, "remove", &old, e))?;
-    }
+    remove_old()?;
     Ok(final_dir)
 }
 

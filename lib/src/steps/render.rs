@@ -135,10 +135,67 @@ pub fn render(
     Ok(out)
 }
 
+/// Take the declarations of Docker's predefined proxy build arguments (`ARG http_proxy`, …,
+/// [`super::PROXY_VARS`]) out of a Dockerfile.
+///
+/// Why: the engine passes a predefined proxy argument to `RUN` without recording it in the
+/// image history — unless the Dockerfile declares it with `ARG`, in which case every later
+/// `RUN` line's history entry holds `http_proxy=<value>`, credentials included (Dockerfile
+/// reference, "Predefined ARGs"). Without the declaration `RUN` still sees the variable.
+///
+/// Returns the new text and, for each line taken out, the line itself and whether it carried a
+/// default value (which is dropped with it: set the variable in imgforge's environment instead).
+pub fn strip_proxy_args(dockerfile: &str) -> (String, Vec<(String, bool)>) {
+    let mut removed = Vec::new();
+    let mut out = String::with_capacity(dockerfile.len());
+    for line in dockerfile.split_inclusive('\n') {
+        let t = line.trim();
+        let mut words = t.split_whitespace();
+        let is_proxy_arg = match (words.next(), words.next(), words.next()) {
+            (Some(kw), Some(decl), None) if kw.eq_ignore_ascii_case("ARG") => {
+                let name = decl.split('=').next().unwrap_or("");
+                super::PROXY_VARS.contains(&name)
+            }
+            _ => false,
+        };
+        if is_proxy_arg {
+            removed.push((t.to_string(), t.contains('=')));
+            out.push_str(&format!(
+                "# {t}: removed by imgforge (a declared proxy ARG is recorded in the image history; undeclared, RUN still gets it)\n"
+            ));
+        } else {
+            out.push_str(line);
+        }
+    }
+    (out, removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{resolve, VarInputs};
+
+    #[test]
+    fn proxy_arg_declarations_are_taken_out() {
+        let (out, removed) = strip_proxy_args(
+            "FROM x\nARG http_proxy\narg HTTPS_PROXY=http://u:p@h:1\nARG other\nARG http_proxy_extra\nRUN echo $http_proxy\n",
+        );
+        assert_eq!(
+            removed,
+            vec![
+                ("ARG http_proxy".to_string(), false),
+                ("arg HTTPS_PROXY=http://u:p@h:1".to_string(), true)
+            ]
+        );
+        assert!(
+            !out.lines()
+                .any(|l| l.starts_with("ARG http_proxy\n") || l == "ARG http_proxy"),
+            "{out}"
+        );
+        assert!(out.contains("ARG other\n") && out.contains("ARG http_proxy_extra\n"));
+        assert!(out.contains("RUN echo $http_proxy\n"));
+        assert_eq!(out.lines().count(), 6);
+    }
 
     fn vals() -> Vec<(&'static str, String)> {
         vec![
@@ -300,6 +357,17 @@ pub fn render_dockerfile<E: crate::engine::Engine>(
         });
     }
     let rendered = render(&text, cx.vars, &source.to_string())?;
+    let (rendered, removed) = strip_proxy_args(&rendered);
+    for (line, had_default) in removed {
+        cx.reporter.event(&crate::event::Event::Notice {
+            step: step.clone(),
+            message: format!(
+                "took `{line}` out of the Dockerfile: a declared proxy ARG puts its value (credentials included) into the image history, while RUN gets the variable without it{}",
+                if had_default { "; its default is dropped with it: set the variable in imgforge's environment instead" } else { "" }
+            ),
+        });
+    }
+    cx.ensure_build_dir(&step)?;
     let dir = cx.build_dir().join("image").join(name);
     super::mkdir_p(&step, &dir)?;
     let dest = dir.join("Dockerfile");
