@@ -825,10 +825,12 @@ async fn a_run_in_another_pid_namespace_keeps_its_containers() {
         !mine.is_empty(),
         "no build container of the first run appeared"
     );
-    // the second run connects (and sweeps) from its own PID namespace, where pid 2 is nobody
+    // the second run connects (and sweeps) from its own PID namespace, where pid 2 was a
+    // process that has ended (`/bin/true`), so the first run's pid names nobody alive there
     let other = FixtureTree::new(|_| {});
     let second = Command::new("unshare")
-        .args(["--pid", "--fork", bin, "clean", "--images", "--source"])
+        .args(["--pid", "--fork", "sh", "-c", "/bin/true; \"$@\"; exit $?", "sh", bin])
+        .args(["clean", "--images", "--source"])
         .arg(&other.root)
         .args([&ns, "DOCKER_NS=imgforgetestpidns2"])
         .output()
