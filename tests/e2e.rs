@@ -175,12 +175,52 @@ async fn ccenv_image_has_shim_tree_and_tools() {
     // goshim holds sources only: not testdata's .txt, not peer/ (not a shim dependency)
     assert!(!out.contains("readme.txt"), "{out}");
     assert!(!out.contains("fabric/peer/"), "{out}");
-    // a Go program importing the shim compiles inside ccenv, as chaincode builds do
-    let cc = docker_run(
-        r,
-        &["sh", "-c", "mkdir -p /tmp/cc/src/cc && printf 'package main\\nimport (\"fmt\"; \"github.com/hyperledger/fabric/core/chaincode/shim\")\\nfunc main() { fmt.Println(shim.Banner(\"cc\")) }\\n' > /tmp/cc/src/cc/main.go && cd /tmp/cc/src/cc && GO111MODULE=off GOPATH=/tmp/cc:$GOPATH GOCACHE=/tmp/gocache go build -o /tmp/cc/bin . && echo built-ok"],
+    // A chaincode importing the shim builds in ccenv with the peer's own command and no extra
+    // environment: Fabric v1.4.12 core/chaincode/platforms/golang/platform.go
+    // GenerateDockerBuild runs `/bin/sh -c "GOPATH=/chaincode/input:$GOPATH go build  <static
+    // ldflags> -o /chaincode/output/chaincode <pkg>"` (util.DockerBuild, Env nil) with the code
+    // package under /chaincode/input/src.
+    let io = tempfile::tempdir().unwrap();
+    let input = io.path().join("input");
+    let output = io.path().join("output");
+    std::fs::create_dir_all(input.join("src/example.com/cc")).unwrap();
+    std::fs::create_dir_all(&output).unwrap();
+    std::fs::write(
+        input.join("src/example.com/cc/main.go"),
+        // `net` as the real shim imports it (through grpc): with `-linkmode external` a pure-Go
+        // program would lack runtime/cgo and crash at start
+        "package main\n\nimport (\n\t\"fmt\"\n\t_ \"net\"\n\n\t\"github.com/hyperledger/fabric/core/chaincode/shim\"\n)\n\nfunc main() { fmt.Println(shim.Banner(\"cc\")) }\n",
+    )
+    .unwrap();
+    let peer_cmd = "GOPATH=/chaincode/input:$GOPATH go build  -ldflags \"-linkmode external -extldflags '-static'\" -o /chaincode/output/chaincode example.com/cc";
+    let build = std::process::Command::new("docker")
+        .args(["run", "--rm", "--pull", "never", "-v"])
+        .arg(format!("{}:/chaincode/input", input.display()))
+        .arg("-v")
+        .arg(format!("{}:/chaincode/output", output.display()))
+        .args([r.as_str(), "/bin/sh", "-c", peer_cmd])
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "the peer's chaincode build command fails in ccenv: {}",
+        String::from_utf8_lossy(&build.stderr)
     );
-    assert!(cc.contains("built-ok"), "{cc}");
+    // the static binary runs on baseos, as the peer's chaincode image does
+    let ran = std::process::Command::new("docker")
+        .args(["run", "--rm", "--pull", "never", "-v"])
+        .arg(format!("{}:/cc:ro", output.display()))
+        .args([
+            &format!("{TEST_NS}/fabric-baseos:{}", vars.get("BASE_DOCKER_TAG")),
+            "/cc/chaincode",
+        ])
+        .output()
+        .unwrap();
+    let ran_out = String::from_utf8_lossy(&ran.stdout);
+    assert!(
+        ran.status.success() && ran_out.contains("shim for fabric"),
+        "{ran_out}"
+    );
     for t in ["amd64-latest", "1.4.12", "1.4", "latest"] {
         assert!(engine
             .inspect_image(&format!("{TEST_NS}/fabric-ccenv:{t}"))
@@ -189,6 +229,45 @@ async fn ccenv_image_has_shim_tree_and_tools() {
             .is_some());
     }
     assert!(managed_containers().is_empty());
+}
+
+/// Fabric's own Makefile compiles in imgforge's baseimage as it is: release-1.4's rule
+/// `$(BUILD_DIR)/docker/bin/%` runs `$(DRUN) … fabric-baseimage go install -tags … -ldflags …
+/// <pkg>` (docker-env.mk: `docker run -i --rm --user=$(id -u) -v $(abspath .):/opt/gopath/src/
+/// $(PKGNAME) -w …`) with no `-e`, so the image must bring GOPATH mode itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fabric_makefile_compile_runs_unchanged_in_the_baseimage() {
+    let Some((_engine, _serial)) = docker_test("make compile e2e").await else {
+        return;
+    };
+    let tree = FixtureTree::new(|_| {});
+    let vars = tree.vars(&[]);
+    let out = tempfile::tempdir().unwrap();
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    let run = std::process::Command::new("docker")
+        .args(["run", "-i", "--rm", "--pull", "never"])
+        .arg(format!("--user={uid}"))
+        .arg("-v")
+        .arg(format!(
+            "{}:/opt/gopath/src/github.com/hyperledger/fabric",
+            tree.root.display()
+        ))
+        .args(["-w", "/opt/gopath/src/github.com/hyperledger/fabric", "-v"])
+        .arg(format!("{}:/opt/gopath/bin", out.path().display()))
+        .arg(vars.base_image("baseimage"))
+        .args(["go", "install", "-tags", "", "-ldflags"])
+        .arg(vars.docker_go_ldflags())
+        .arg("github.com/hyperledger/fabric/peer")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "Fabric's DRUN go install fails in the baseimage: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(out.path().join("peer").is_file());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

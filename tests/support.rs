@@ -183,10 +183,10 @@ pub async fn ensure_base_images(engine: &DockerEngine) {
         .await;
 }
 
-/// `docker run --rm IMAGE ARGS…`, returning stdout (panics on failure).
+/// `docker run --rm --pull never IMAGE ARGS…`, returning stdout (panics on failure).
 pub fn docker_run(image: &str, args: &[&str]) -> String {
     sh(Command::new("docker")
-        .args(["run", "--rm", image])
+        .args(["run", "--rm", "--pull", "never", image])
         .args(args))
 }
 

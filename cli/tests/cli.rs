@@ -829,7 +829,15 @@ async fn a_run_in_another_pid_namespace_keeps_its_containers() {
     // process that has ended (`/bin/true`), so the first run's pid names nobody alive there
     let other = FixtureTree::new(|_| {});
     let second = Command::new("unshare")
-        .args(["--pid", "--fork", "sh", "-c", "/bin/true; \"$@\"; exit $?", "sh", bin])
+        .args([
+            "--pid",
+            "--fork",
+            "sh",
+            "-c",
+            "/bin/true; \"$@\"; exit $?",
+            "sh",
+            bin,
+        ])
         .args(["clean", "--images", "--source"])
         .arg(&other.root)
         .args([&ns, "DOCKER_NS=imgforgetestpidns2"])

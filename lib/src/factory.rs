@@ -17,9 +17,7 @@
 
 use crate::archive::{write_rootfs_archive, ArchiveOptions, HashingWriter};
 use crate::config::BuildVars;
-use crate::engine::{
-    Engine, ImportSpec, LayerProducer, RunSpec, LABEL_CONTENT_KEY, LABEL_MANAGED, LABEL_STEP,
-};
+use crate::engine::{Engine, ImportSpec, LayerProducer, RunSpec, LABEL_CONTENT_KEY, LABEL_STEP};
 use crate::error::Error;
 use crate::event::{Event, Reporter};
 use crate::spec::{expand_tag, BaseSpec};
@@ -140,7 +138,9 @@ pub fn changes(spec: &BaseSpec, vars: &BuildVars) -> Vec<String> {
         vars.get("BASE_DOCKER_LABEL"),
         vars.get("BASEIMAGE_RELEASE")
     ));
-    c.push(format!("LABEL {LABEL_MANAGED}=true"));
+    // Not LABEL_MANAGED: every image FROM a base image (peer, orderer, the chaincode images the
+    // peer builds) and every container of those would inherit it and look like imgforge's own.
+    // The cache finds base images by content key and step label instead.
     c.push(format!("LABEL {LABEL_STEP}={}", step_of(spec)));
     c
 }
