@@ -105,6 +105,9 @@ pub struct BuildFlags {
     /// Compile with the host's go (the tree must be at $GOPATH/src/github.com/hyperledger/fabric).
     #[arg(long)]
     pub native: bool,
+    /// Fail at once when another imgforge run is building in the same BUILD_DIR (default: wait).
+    #[arg(long)]
+    pub no_wait: bool,
     /// Make variables as NAME=VALUE, as on a make command line.
     #[arg(value_name = "NAME=VALUE")]
     pub assignments: Vec<String>,

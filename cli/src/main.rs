@@ -58,6 +58,7 @@ fn options(b: &BuildFlags) -> Result<BuildOptions, Error> {
         native: b.native,
         builtin_template: b.builtin_template,
         source_date_epoch: source_date_epoch()?,
+        no_wait: b.no_wait,
     })
 }
 
@@ -328,6 +329,23 @@ async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Re
         } => {
             let v = vars_for(vars, assignments, true)?;
             let dir = v.build_dir();
+            // never remove a build dir another run is building in
+            let _lock = if dir.join(imgforge::build_dir::MARKER).is_file() {
+                match imgforge::build_dir::try_lock(&dir)
+                    .map_err(|e| Error::io("clean", "lock", &dir, e))?
+                {
+                    imgforge::build_dir::LockAttempt::Held(l) => Some(l),
+                    imgforge::build_dir::LockAttempt::Busy(pid) => {
+                        return Err(Error::Busy {
+                            dir,
+                            holder: pid
+                                .map_or("another imgforge".into(), |p| format!("imgforge pid {p}")),
+                        })
+                    }
+                }
+            } else {
+                None
+            };
             match imgforge::build_dir::clean(&dir) {
                 Ok(imgforge::build_dir::Cleaned::Removed) => {
                     reporter.line(&format!("{:>12} {}", "Removed", dir.display()))
@@ -423,16 +441,37 @@ fn main() -> ExitCode {
         .build()
         .expect("tokio runtime");
     let cancel = CancellationToken::new();
+    // the signal that cancelled the run, for the exit code (128 + signal number)
+    let signalled = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
     let result = rt.block_on(async {
-        let c = cancel.clone();
+        let (c, got) = (cancel.clone(), signalled.clone());
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\ninterrupted: removing the containers imgforge started (Ctrl-C again to quit at once)");
-                c.cancel();
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(130);
-                }
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) else {
+                eprintln!("warning: cannot install signal handlers; Ctrl-C will not clean up");
+                return;
+            };
+            // SIGINT, SIGTERM and SIGHUP all cancel the run the same way (containers removed,
+            // nothing recorded as fresh); the exit code says which one it was
+            macro_rules! next_signal {
+                () => {
+                    tokio::select! {
+                        _ = int.recv() => (libc::SIGINT, "interrupted (Ctrl-C)"),
+                        _ = term.recv() => (libc::SIGTERM, "terminated (SIGTERM)"),
+                        _ = hup.recv() => (libc::SIGHUP, "hung up (SIGHUP)"),
+                    }
+                };
             }
+            let (num, what) = next_signal!();
+            got.store(num, std::sync::atomic::Ordering::SeqCst);
+            eprintln!("\n{what}: removing the containers imgforge started (a second signal quits at once)");
+            c.cancel();
+            let (num, _) = next_signal!();
+            std::process::exit(128 + num);
         });
         run(cli, &reporter, &cancel).await
     });
@@ -441,7 +480,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             print_error(&e);
-            ExitCode::from(e.exit_code() as u8)
+            let sig = signalled.load(std::sync::atomic::Ordering::SeqCst);
+            match e.exit_code() {
+                130 if sig != 0 => ExitCode::from((128 + sig) as u8),
+                code => ExitCode::from(code as u8),
+            }
         }
     }
 }

@@ -688,64 +688,167 @@ async fn engine_lookup(
     engine.inspect_image(r).await.unwrap()
 }
 
-/// Ctrl-C (SIGINT) while a build container runs: exit code 130, the container is removed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigint_during_compile_removes_the_container_and_exits_130() {
-    let Some((_engine, _serial)) = imgforge_tests::docker_test("cli sigint").await else {
-        return;
-    };
-    let t = FixtureTree::new(|root| {
-        // cgo makes the compile take long enough to be interrupted
+/// A fixture whose peer compile takes a few seconds (cgo), long enough to act on meanwhile.
+fn slow_tree() -> FixtureTree {
+    FixtureTree::new(|root| {
         std::fs::write(
             root.join("peer/slow.go"),
             "package main\n\n// int slow(void) { return 1; }\nimport \"C\"\n\nvar _ = C.slow\n",
         )
         .unwrap();
-    });
-    let ns = format!("BASE_DOCKER_NS={}", imgforge_tests::TEST_NS);
-    let child = Command::new(env!("CARGO_BIN_EXE_imgforge"))
-        .args([
-            "peer",
-            "--source",
-            t.root.to_str().unwrap(),
-            &ns,
-            "DOCKER_NS=imgforgetestcli",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut seen = false;
+    })
+}
+
+/// Wait until a build container of `tree` runs; returns their IDs.
+async fn wait_for_build_container(tree: &std::path::Path) -> Vec<String> {
     for _ in 0..600 {
-        if !imgforge_tests::managed_containers().is_empty() {
-            seen = true;
-            break;
+        let ids = build_containers_of(tree);
+        if !ids.is_empty() {
+            return ids;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert!(seen, "no build container appeared");
-    imgforge_tests::sh(Command::new("kill").args(["-INT", &child.id().to_string()]));
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{err}");
-    assert!(err.contains("interrupted"), "{err}");
-    assert!(
-        imgforge_tests::managed_containers().is_empty(),
-        "containers left after Ctrl-C"
-    );
-    // nothing recorded as fresh: the next plan still wants to compile
-    let o = imgforge(
+    panic!("no build container of {} appeared", tree.display());
+}
+
+/// SIGINT, SIGTERM or SIGHUP while a build container runs: the container is removed, nothing is
+/// recorded as fresh, and the exit code is 128 + the signal (130, 143, 129).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_during_compile_removes_the_container_and_exits_128_plus_n() {
+    let Some((_engine, _serial)) = imgforge_tests::docker_test("cli signals").await else {
+        return;
+    };
+    let ns = format!("BASE_DOCKER_NS={}", imgforge_tests::TEST_NS);
+    for (sig, code, says) in [
+        ("INT", 130, "interrupted"),
+        ("TERM", 143, "terminated"),
+        ("HUP", 129, "hung up"),
+    ] {
+        let t = slow_tree();
+        let child = Command::new(env!("CARGO_BIN_EXE_imgforge"))
+            .args([
+                "peer",
+                "--source",
+                t.root.to_str().unwrap(),
+                &ns,
+                "DOCKER_NS=imgforgetestcli",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let ids = wait_for_build_container(&t.root).await;
+        imgforge_tests::sh(
+            Command::new("kill").args([&format!("-{sig}"), &child.id().to_string()]),
+        );
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "SIG{sig}: {err}");
+        assert!(err.contains(says), "SIG{sig}: {err}");
+        for id in &ids {
+            let alive = Command::new("docker")
+                .args(["inspect", id])
+                .output()
+                .unwrap();
+            assert!(
+                !alive.status.success(),
+                "SIG{sig}: container {id} left behind"
+            );
+        }
+        // nothing recorded as fresh: the next plan still wants to compile
+        let o = imgforge(
+            &[
+                "plan",
+                "peer",
+                "--source",
+                t.root.to_str().unwrap(),
+                &ns,
+                "DOCKER_NS=imgforgetestcli",
+            ],
+            &[],
+        );
+        assert!(
+            text(&o).0.contains("Stale compile/peer"),
+            "SIG{sig}: {}",
+            text(&o).0
+        );
+    }
+}
+
+/// Two runs on one build dir: the second waits for the first (and says so), `--no-wait` fails
+/// at once, and each image holds its own run's binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_on_the_same_build_dir_waits_for_the_first() {
+    let Some((_engine, _serial)) = imgforge_tests::docker_test("cli build dir lock").await else {
+        return;
+    };
+    let t = slow_tree();
+    let src = t.root.to_str().unwrap();
+    let ns = format!("BASE_DOCKER_NS={}", imgforge_tests::TEST_NS);
+    let start = |tag: &str, extra: &str| {
+        Command::new(env!("CARGO_BIN_EXE_imgforge"))
+            .args(["peer", "--source", src, &ns, "DOCKER_NS=imgforgetestlock"])
+            .arg(format!("DOCKER_TAG={tag}"))
+            .arg(format!("EXTRA_VERSION={extra}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = start("x", "aaa1");
+    wait_for_build_container(&t.root).await;
+    let second = start("y", "bbb1");
+    let busy = imgforge(
         &[
-            "plan",
             "peer",
+            "--no-wait",
             "--source",
-            t.root.to_str().unwrap(),
+            src,
             &ns,
-            "DOCKER_NS=imgforgetestcli",
+            "DOCKER_NS=imgforgetestlock",
+            "DOCKER_TAG=z",
         ],
         &[],
     );
-    assert!(text(&o).0.contains("Stale compile/peer"), "{}", text(&o).0);
+    let busy_err = text(&busy).1;
+    assert_eq!(busy.status.code(), Some(1), "{busy_err}");
+    assert!(
+        busy_err.contains("is building in") && busy_err.contains("imgforge pid"),
+        "{busy_err}"
+    );
+    let (a, b) = (
+        first.wait_with_output().unwrap(),
+        second.wait_with_output().unwrap(),
+    );
+    let (a_err, b_err) = (
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr),
+    );
+    assert!(a.status.success(), "{a_err}");
+    assert!(b.status.success(), "{b_err}");
+    assert!(b_err.contains("waiting for imgforge pid"), "{b_err}");
+    for (tag, sha) in [("x", "aaa1"), ("y", "bbb1")] {
+        let out = imgforge_tests::docker_run(
+            &format!("imgforgetestlock/fabric-peer:{tag}"),
+            &["peer", "version"],
+        );
+        assert!(
+            out.contains(&format!("Commit SHA: {sha}")),
+            ":{tag} holds another run's binary:\n{out}"
+        );
+    }
+    let o = imgforge(
+        &[
+            "clean",
+            "--images",
+            "--source",
+            src,
+            &ns,
+            "DOCKER_NS=imgforgetestlock",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
 }
 
 /// IDs of running build containers that bind-mount `tree` (this test's own, whatever run made
@@ -784,14 +887,7 @@ async fn a_run_in_another_pid_namespace_keeps_its_containers() {
     let Some((_engine, _serial)) = imgforge_tests::docker_test("cli pid namespaces").await else {
         return;
     };
-    let t = FixtureTree::new(|root| {
-        // cgo makes the compile take long enough for the second run to start meanwhile
-        std::fs::write(
-            root.join("peer/slow.go"),
-            "package main\n\n// int slow(void) { return 1; }\nimport \"C\"\n\nvar _ = C.slow\n",
-        )
-        .unwrap();
-    });
+    let t = slow_tree();
     let ns = format!("BASE_DOCKER_NS={}", imgforge_tests::TEST_NS);
     let bin = env!("CARGO_BIN_EXE_imgforge");
     // `sh` is pid 1 of the new namespace and imgforge its child (pid 2), as in a CI runner

@@ -252,6 +252,74 @@ pub fn remove_inside(root: &Path, path: &Path) -> io::Result<()> {
     }
 }
 
+/// The lock file of a build directory, below it: `$(BUILD_DIR)/.imgforge/lock`.
+pub fn lock_path(dir: &Path) -> PathBuf {
+    dir.join(".imgforge/lock")
+}
+
+/// One run's hold on a build directory: an exclusive `flock` on [`lock_path`], released when
+/// dropped (or when the process ends, however it ends). Runs on different build directories do
+/// not wait for each other.
+#[derive(Debug)]
+pub struct BuildDirLock {
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+impl BuildDirLock {
+    /// The lock file held.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// What [`try_lock`] found.
+#[derive(Debug)]
+pub enum LockAttempt {
+    /// The lock is ours.
+    Held(BuildDirLock),
+    /// Another run holds it; its pid as it wrote it (in its own PID namespace), if readable.
+    Busy(Option<u32>),
+}
+
+/// Try once to take the lock of build directory `dir` (which must exist). The holder writes its
+/// pid into the file, for the message of a run that has to wait.
+///
+/// Errors: the lock file cannot be created or locked (not "busy": that is [`LockAttempt::Busy`]).
+pub fn try_lock(dir: &Path) -> io::Result<LockAttempt> {
+    use std::io::{Seek, Write};
+    use std::os::unix::fs::MetadataExt;
+    let path = lock_path(dir);
+    loop {
+        std::fs::create_dir_all(path.parent().expect("has a parent"))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)?;
+        match f.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let pid = std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok());
+                return Ok(LockAttempt::Busy(pid));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        // `clean` may have removed the directory (and the file) while we waited: a lock on a
+        // file no longer linked there protects nothing, so take the new one
+        if f.metadata()?.nlink() == 0 {
+            continue;
+        }
+        f.set_len(0)?;
+        f.seek(std::io::SeekFrom::Start(0))?;
+        writeln!(f, "{}", std::process::id())?;
+        return Ok(LockAttempt::Held(BuildDirLock { _file: f, path }));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,6 +421,25 @@ mod tests {
         assert!(clean(&l).unwrap_err().to_string().contains("symbolic link"));
         assert!(m.join(MARKER).is_file() && l.exists());
         assert_eq!(clean(&d.path().join("nothing")).unwrap(), Cleaned::Absent);
+    }
+
+    #[test]
+    fn one_lock_per_build_dir_released_on_drop() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        ensure(&a, None).unwrap();
+        ensure(&b, None).unwrap();
+        let LockAttempt::Held(held) = try_lock(&a).unwrap() else {
+            panic!("first lock not taken")
+        };
+        match try_lock(&a).unwrap() {
+            LockAttempt::Busy(pid) => assert_eq!(pid, Some(std::process::id())),
+            LockAttempt::Held(_) => panic!("second lock on the same dir was taken"),
+        }
+        // another build dir is not blocked
+        assert!(matches!(try_lock(&b).unwrap(), LockAttempt::Held(_)));
+        drop(held);
+        assert!(matches!(try_lock(&a).unwrap(), LockAttempt::Held(_)));
     }
 
     #[test]

@@ -63,6 +63,14 @@ pub enum Error {
         /// What to do.
         hint: String,
     },
+    /// Another run holds the build directory and the caller asked not to wait.
+    #[error("{holder} is building in {} (its lock is held)", dir.display())]
+    Busy {
+        /// The build directory.
+        dir: PathBuf,
+        /// Who holds it ("imgforge pid 123").
+        holder: String,
+    },
     /// The user interrupted the build (Ctrl-C). Containers imgforge started were removed.
     #[error("interrupted; the containers imgforge started were removed")]
     Cancelled,
@@ -87,6 +95,9 @@ impl Error {
                 _ => "the lines above are the command's output".into(),
             }],
             Error::Engine { source: EngineError::ImageMissing { .. }, .. } => Vec::new(),
+            Error::Busy { .. } => vec![
+                "wait for it (run without --no-wait), or use another BUILD_DIR to build in parallel".into(),
+            ],
             _ => Vec::new(),
         }
     }

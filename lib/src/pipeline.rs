@@ -793,7 +793,8 @@ async fn execute<E: Engine>(
             ),
         });
     }
-    cx.ensure_build_dir(&format!("payload/{}", spec.image))?;
+    // one run per build dir: a second one waits (its payloads would overwrite ours)
+    let _lock = cx.lock_build_dir(&format!("image/{}", spec.image)).await?;
     let mut steps = plan(cx, spec);
     if !with_image {
         steps.retain(|s| s.kind != StepKind::Image);

@@ -60,6 +60,9 @@ pub struct BuildOptions {
     pub builtin_template: bool,
     /// Archive mtime in seconds (`SOURCE_DATE_EPOCH`); `None` = the tree's HEAD commit time, else 0.
     pub source_date_epoch: Option<u64>,
+    /// When another run holds the build directory, fail at once ([`Error::Busy`]) instead of
+    /// waiting for it.
+    pub no_wait: bool,
 }
 
 /// What every step gets: the variables, the engine, where to report, and the cancel token.
@@ -94,6 +97,59 @@ impl<E: Engine> Cx<'_, E> {
         let dir = self.build_dir();
         crate::build_dir::ensure(&dir, self.vars.source.as_deref())
             .map_err(|e| Error::io(step, "create the build directory", dir, e))
+    }
+
+    /// Create `$(BUILD_DIR)` if needed and take its lock ([`crate::build_dir::try_lock`]) for
+    /// as long as the returned value lives. While another run holds it, reports a
+    /// [`Event::Notice`] once ("waiting for imgforge pid N on DIR") and retries every 200 ms,
+    /// until it is free or the build is cancelled; with [`BuildOptions::no_wait`] it fails at
+    /// once instead.
+    ///
+    /// Errors: [`Error::Busy`] (no_wait), [`Error::Cancelled`], [`Error::Io`] when the build
+    /// directory or its lock file cannot be made.
+    pub async fn lock_build_dir(
+        &self,
+        step: &str,
+    ) -> Result<crate::build_dir::BuildDirLock, Error> {
+        use crate::build_dir::{try_lock, LockAttempt};
+        let dir = self.build_dir();
+        let mut told = false;
+        loop {
+            self.ensure_build_dir(step)?;
+            let d = dir.clone();
+            let attempt = tokio::task::spawn_blocking(move || try_lock(&d))
+                .await
+                .map_err(|e| Error::io(step, "lock", &dir, std::io::Error::other(e)))?
+                .map_err(|e| Error::io(step, "lock", crate::build_dir::lock_path(&dir), e))?;
+            match attempt {
+                LockAttempt::Held(lock) => return Ok(lock),
+                LockAttempt::Busy(pid) => {
+                    let who = pid.map_or("another imgforge".to_string(), |p| {
+                        format!("imgforge pid {p}")
+                    });
+                    if self.options.no_wait {
+                        return Err(Error::Busy {
+                            dir: dir.clone(),
+                            holder: who,
+                        });
+                    }
+                    if !told {
+                        self.reporter.event(&Event::Notice {
+                            step: step.to_string(),
+                            message: format!(
+                                "waiting for {who} on {} (another run is building in it; --no-wait fails instead)",
+                                dir.display()
+                            ),
+                        });
+                        told = true;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+                        _ = self.cancel.cancelled() => return Err(Error::Cancelled),
+                    }
+                }
+            }
+        }
     }
 
     /// Archive mtime: `SOURCE_DATE_EPOCH`, else the tree's HEAD commit time, else 0.
