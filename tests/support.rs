@@ -205,9 +205,16 @@ pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     SERIAL.lock().await
 }
 
-/// The debootstrap baseos tree that [`ensure_base_images`] left in the test cache.
+/// A Debian bookworm minbase tree for tests that import a rootfs of their own: the factory's
+/// cached baseos tree when there is one, else one made here with debootstrap (into the test
+/// cache, once). The factory may reuse a base image by content key without writing a tree
+/// (e.g. after `scripts/example.sh` made it), so no test may count on the factory's tree.
 pub fn cached_baseos_tree() -> PathBuf {
-    std::fs::read_dir(cache_dir())
+    static MADE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _g = MADE.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = cache_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let found = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| {
@@ -215,8 +222,25 @@ pub fn cached_baseos_tree() -> PathBuf {
                 .unwrap()
                 .to_string_lossy()
                 .starts_with("rootfs-baseos-")
-        })
-        .expect("debootstrap baseos tree in the test cache")
+                && p.join("etc/debian_version").is_file()
+        });
+    if let Some(p) = found {
+        return p;
+    }
+    let tree = dir.join("fixture-rootfs-bookworm");
+    if tree.join("etc/debian_version").is_file() {
+        return tree;
+    }
+    let tmp = dir.join("fixture-rootfs-bookworm.tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    let mut cmd = Command::new("debootstrap");
+    cmd.args(["--variant=minbase", "bookworm"]).arg(&tmp);
+    if let Ok(m) = std::env::var("IMGFORGE_TEST_MIRROR") {
+        cmd.arg(m);
+    }
+    sh(&mut cmd);
+    std::fs::rename(&tmp, &tree).unwrap();
+    tree
 }
 
 /// The common start of a test on the real engine: connect (or skip, or fail under `CI=true`),
