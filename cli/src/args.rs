@@ -136,6 +136,9 @@ pub enum Command {
     Ccenv(ImageArgs),
     /// Build hyperledger/fabric-buildenv (make buildenv).
     Buildenv(ImageArgs),
+    /// Build hyperledger/fabric-tools (make tools-docker): a multi-stage build with the
+    /// repository root as context, honouring the tree's .dockerignore.
+    Tools(ImageArgs),
     /// Build peer, orderer, ccenv and buildenv (make docker).
     All(ImageArgs),
     /// Make fabric-baseos from a root filesystem.

@@ -196,11 +196,14 @@ async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Re
         Command::Buildenv(a) => {
             build_images(&["buildenv"], &a.vars, &a.build, reporter, cancel, &engine).await
         }
+        Command::Tools(a) => {
+            build_images(&["tools"], &a.vars, &a.build, reporter, cancel, &engine).await
+        }
         Command::All(a) => {
             if a.build.template.is_some() {
                 return Err(Error::Input {
                     step: "arguments".into(),
-                    message: "--template names one template, but `all` builds four images".into(),
+                    message: "--template names one template, but `all` builds five images".into(),
                     hint: "build the image that needs it on its own (`imgforge peer --template FILE`), or use --builtin-template".into(),
                 });
             }

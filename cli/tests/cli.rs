@@ -86,7 +86,7 @@ fn list_prints_what_make_docker_list_prints() {
     );
     assert_eq!(
         text(&o).0,
-        "hyperledger/fabric-peer:amd64-1.4.12-snapshot-56c2b126e\nhyperledger/fabric-orderer:amd64-1.4.12-snapshot-56c2b126e\nhyperledger/fabric-ccenv:amd64-1.4.12-snapshot-56c2b126e\nhyperledger/fabric-buildenv:amd64-1.4.12-snapshot-56c2b126e\n"
+        "hyperledger/fabric-peer:amd64-1.4.12-snapshot-56c2b126e\nhyperledger/fabric-orderer:amd64-1.4.12-snapshot-56c2b126e\nhyperledger/fabric-ccenv:amd64-1.4.12-snapshot-56c2b126e\nhyperledger/fabric-buildenv:amd64-1.4.12-snapshot-56c2b126e\nhyperledger/fabric-tools:amd64-1.4.12-snapshot-56c2b126e\n"
     );
 }
 
@@ -501,6 +501,116 @@ async fn proxy_credentials_reach_the_build_but_not_the_image() {
             src,
             &ns,
             "DOCKER_NS=imgforgetestproxy",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+}
+
+/// `imgforge tools`: a multi-stage build with the repository root as context; the tree's
+/// `.dockerignore` keeps an ignored 50 MB file away from the engine; the tree's template,
+/// which needs the network, is replaced by imgforge's own; the image holds the six tools, Go in
+/// GOPATH mode and the sampleconfig at FABRIC_CFG_PATH; an ignored file never makes it stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tools_builds_from_the_tree_less_its_dockerignore() {
+    let Some((_engine, _serial)) = imgforge_tests::docker_test("cli tools").await else {
+        return;
+    };
+    let big = 50 * 1024 * 1024;
+    let t = FixtureTree::new(|root| {
+        std::fs::create_dir_all(root.join("unit-test")).unwrap();
+        let f = std::fs::File::create(root.join("unit-test/big.bin")).unwrap();
+        f.set_len(big).unwrap();
+    });
+    let src = t.root.to_str().unwrap();
+    let ns = format!("BASE_DOCKER_NS={}", imgforge_tests::TEST_NS);
+    let args = [
+        "tools",
+        "--json",
+        "--source",
+        src,
+        &ns,
+        "DOCKER_NS=imgforgetesttools",
+    ];
+    let o = imgforge(&args, &[]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}\n{out}");
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let notice = |needle: &str| {
+        events
+            .iter()
+            .filter(|e| e["event"] == "notice")
+            .filter_map(|e| e["message"].as_str())
+            .find(|m| m.contains(needle))
+            .map(str::to_string)
+    };
+    let sent = notice("build context:").expect("no build-context notice");
+    let bytes: u64 = sent
+        .split_whitespace()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{sent}"));
+    assert!(
+        bytes > 10_000 && bytes < big / 10,
+        "context of {bytes} bytes: {sent}"
+    );
+    let switched = notice("needs network access").expect("no notice about the tree's template");
+    assert!(switched.contains("apt-get install -y jq"), "{switched}");
+    let tag = text(&imgforge(&["config", "DOCKER_TAG", "--source", src], &[])).0;
+    let image = format!("imgforgetesttools/fabric-tools:{}", tag.trim());
+    let run = imgforge_tests::docker_run(
+        &image,
+        &[
+            "sh",
+            "-c",
+            "for t in configtxgen configtxlator cryptogen peer discover idemixgen; do command -v $t; done; configtxgen; echo CFG=$FABRIC_CFG_PATH; ls $FABRIC_CFG_PATH; go env GO111MODULE GOPATH; jq --version; ls /opt/gopath/src/github.com/hyperledger/fabric 2>&1 | head -1",
+        ],
+    );
+    for want in [
+        "/usr/local/bin/configtxgen",
+        "/usr/local/bin/configtxlator",
+        "/usr/local/bin/cryptogen",
+        "/usr/local/bin/peer",
+        "/usr/local/bin/discover",
+        "/usr/local/bin/idemixgen",
+        "configtxgen (imgforge fixture) 1.4.12",
+        "CFG=/etc/hyperledger/fabric",
+        "core.yaml",
+        "off\n/opt/gopath",
+        "jq-",
+    ] {
+        assert!(run.contains(want), "tools image lacks {want:?}:\n{run}");
+    }
+    // no-op, and an ignored file changes nothing; a source file does
+    std::fs::write(t.root.join("unit-test/new.txt"), "x").unwrap();
+    let plan_args = [
+        "plan",
+        "tools",
+        "--source",
+        src,
+        &ns,
+        "DOCKER_NS=imgforgetesttools",
+    ];
+    let plan = text(&imgforge(&plan_args, &[])).0;
+    assert!(plan.contains("Fresh image/tools"), "{plan}");
+    std::fs::write(t.root.join("cmd/discover/extra.go"), "package main\n").unwrap();
+    let plan = text(&imgforge(&plan_args, &[])).0;
+    assert!(
+        plan.contains("Stale image/tools: the file `cmd/discover/extra.go` was added"),
+        "{plan}"
+    );
+    let o = imgforge(
+        &[
+            "clean",
+            "--images",
+            "--source",
+            src,
+            &ns,
+            "DOCKER_NS=imgforgetesttools",
         ],
         &[],
     );

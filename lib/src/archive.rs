@@ -595,13 +595,79 @@ pub fn write_tree_archive<W: Write>(
     out: W,
     opts: &ArchiveOptions,
 ) -> Result<ArchiveStats, ArchiveError> {
+    tree_archive(root, out, opts, &|_| Keep::Yes, &[])
+}
+
+/// What [`tree_archive`] does with one walked path.
+enum Keep {
+    /// Archive it (and walk into it, for a directory).
+    Yes,
+    /// Leave it out, but walk into it (a file below may be kept).
+    No,
+    /// Leave it and everything below it out.
+    Prune,
+}
+
+/// A Docker build context with the repository root as context (`docker build -f
+/// $(BUILD_DIR)/image/tools/Dockerfile .`, Fabric release-1.4 Makefile target
+/// `$(BUILD_DIR)/image/tools/$(DUMMY)`): every entry below `root` that `ignore` does not
+/// exclude and that is not below one of the absolute directories in `skip`, written as
+/// [`write_tree_archive`] writes a tree (same order, headers and link checks), followed by
+/// `extras`: `(member name, file on disk)` pairs, such as the rendered Dockerfile. Excluded
+/// directories are pruned unless an exception pattern may re-include something below them,
+/// as the Docker CLI does. Members are streamed: memory does not grow with the context.
+///
+/// Errors: as [`write_tree_archive`]; an extra member name must be a plain relative path.
+pub fn write_context_archive<W: Write>(
+    root: &Path,
+    out: W,
+    opts: &ArchiveOptions,
+    ignore: &crate::dockerignore::DockerIgnore,
+    skip: &[PathBuf],
+    extras: &[(String, PathBuf)],
+) -> Result<ArchiveStats, ArchiveError> {
+    let prune_excluded = !ignore.has_exceptions();
+    let keep = |rel: &Path| {
+        if skip.iter().any(|s| root.join(rel).starts_with(s)) {
+            return Keep::Prune;
+        }
+        match (ignore.is_excluded(rel), prune_excluded) {
+            (false, _) => Keep::Yes,
+            (true, true) => Keep::Prune,
+            (true, false) => Keep::No,
+        }
+    };
+    tree_archive(root, out, opts, &keep, extras)
+}
+
+fn tree_archive<W: Write>(
+    root: &Path,
+    out: W,
+    opts: &ArchiveOptions,
+    keep: &dyn Fn(&Path) -> Keep,
+    extras: &[(String, PathBuf)],
+) -> Result<ArchiveStats, ArchiveError> {
     require_dir(root)?;
+    for (name, _) in extras {
+        validate_member_name(name)?;
+    }
     run_builder(out, |b| {
         let mut stats = ArchiveStats::default();
-        for item in sorted_walk(root) {
+        let mut walk = sorted_walk(root);
+        while let Some(item) = walk.next() {
             let entry = item.map_err(|e| walk_err(root, e))?;
             let path = entry.path();
             let rel = relative(root, path)?;
+            match keep(rel) {
+                Keep::Yes => {}
+                Keep::No => continue,
+                Keep::Prune => {
+                    if entry.file_type().is_dir() {
+                        walk.skip_current_dir();
+                    }
+                    continue;
+                }
+            }
             let meta = entry.metadata().map_err(|e| walk_err(root, e))?;
             let ft = meta.file_type();
             if ft.is_dir() {
@@ -626,6 +692,11 @@ pub fn write_tree_archive<W: Write>(
                     kind: kind_name(&ft),
                 });
             }
+            stats.entries += 1;
+        }
+        for (name, file) in extras {
+            stats.file_bytes +=
+                append_regular_file(b, file, Path::new(name), Owner::Root, opts.mtime, true)?;
             stats.entries += 1;
         }
         Ok(stats)

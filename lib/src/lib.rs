@@ -24,6 +24,7 @@
 pub mod archive;
 pub mod build_dir;
 pub mod config;
+pub mod dockerignore;
 pub mod engine;
 pub mod error;
 pub mod event;

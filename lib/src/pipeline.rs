@@ -559,6 +559,43 @@ impl Fingerprinter {
                         self.file_digest(id, &payload.join(&f))?,
                     );
                 }
+                if spec.context == crate::spec::ContextKind::Tree {
+                    // the context is the tree less .dockerignore: every entry the archive sends
+                    let t = image::tree_context(cx, spec)?;
+                    let prune = !t.ignore.has_exceptions();
+                    let mut walk = walkdir::WalkDir::new(&t.root)
+                        .follow_links(false)
+                        .sort_by_file_name()
+                        .min_depth(1)
+                        .into_iter();
+                    while let Some(e) = walk.next() {
+                        let e = e.map_err(|e| io_err(id, &t.root, std::io::Error::other(e)))?;
+                        let rel = e.path().strip_prefix(&t.root).expect("under root");
+                        let skipped = t.skip.iter().any(|s| e.path().starts_with(s));
+                        let excluded = skipped || t.ignore.is_excluded(rel);
+                        if excluded {
+                            if e.file_type().is_dir() && (prune || skipped) {
+                                walk.skip_current_dir();
+                            }
+                            continue;
+                        }
+                        let value = if e.file_type().is_dir() {
+                            "dir".to_string()
+                        } else if e.file_type().is_symlink() {
+                            let target = std::fs::read_link(e.path())
+                                .map_err(|err| io_err(id, e.path(), err))?;
+                            format!("link {}", target.display())
+                        } else {
+                            let meta = e
+                                .metadata()
+                                .map_err(|err| io_err(id, e.path(), std::io::Error::other(err)))?;
+                            let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions())
+                                & 0o7777;
+                            format!("{} {mode:o}", self.file_digest(id, e.path())?)
+                        };
+                        fp.add(format!("file:{}", rel.display()), value);
+                    }
+                }
                 let from = cx.vars.base_image(&spec.base);
                 fp.add(format!("image:{from}"), self.image_id(cx, id, &from).await?);
                 let (repository, tags) = image::references(cx, spec)?;
@@ -1032,6 +1069,7 @@ mod tests {
         // a user's image FROM fabric-peer inherits every label, fingerprint included
         let labels = e.inspect_image(&first.id).await.unwrap().unwrap().labels;
         let child = crate::engine::BuildSpec {
+            tree: None,
             step: "user".into(),
             context_dir: d.path().into(),
             reference: "user/custom:1".into(),

@@ -74,7 +74,25 @@ pub struct ImageSpec {
     /// Tags to apply, with `{VAR}` placeholders for build variables.
     pub tags: Vec<String>,
     /// Payload files, in order.
+    #[serde(default)]
     pub payload: Vec<PayloadEntry>,
+    /// What the build context is: `payload` (default) — `$(BUILD_DIR)/image/<name>/` with the
+    /// Dockerfile and the payload directory — or `tree`: the whole source tree, filtered by its
+    /// `.dockerignore`, with the rendered Dockerfile added (`make tools-docker`, whose
+    /// multi-stage Dockerfile compiles inside the build).
+    #[serde(default)]
+    pub context: ContextKind,
+}
+
+/// The build context of an image (see [`ImageSpec::context`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContextKind {
+    /// `$(BUILD_DIR)/image/<name>/`: `Dockerfile` and `payload/`.
+    #[default]
+    Payload,
+    /// The repository root, filtered by its `.dockerignore`.
+    Tree,
 }
 
 /// How to make a root filesystem with debootstrap.
@@ -152,6 +170,7 @@ const IMAGE_SPECS: &[(&str, &str)] = &[
         "buildenv",
         include_str!("../../payload-specs/buildenv.toml"),
     ),
+    ("tools", include_str!("../../payload-specs/tools.toml")),
 ];
 
 const BASE_SPECS: &[(&str, &str)] = &[
@@ -176,6 +195,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "buildenv",
         include_str!("../../dockerfiles/buildenv/Dockerfile.in"),
+    ),
+    (
+        "tools",
+        include_str!("../../dockerfiles/tools/Dockerfile.in"),
     ),
 ];
 

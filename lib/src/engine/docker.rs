@@ -560,10 +560,25 @@ impl DockerEngine {
         reporter: &dyn Reporter,
     ) -> Result<String, EngineError> {
         let dir = spec.context_dir.clone();
-        let (body, producer, _sent) = stream_from_writer(move |w| {
-            write_tree_archive(&dir, w, &ArchiveOptions { mtime: 0 })
-                .map(|_| ())
-                .map_err(|e| io::Error::other(e.to_string()))
+        let tree = spec.tree.clone();
+        let dockerfile = tree
+            .as_ref()
+            .map_or("Dockerfile".to_string(), |t| t.dockerfile.clone());
+        let (body, producer, sent) = stream_from_writer(move |w| {
+            let opts = ArchiveOptions { mtime: 0 };
+            match tree {
+                None => write_tree_archive(&dir, w, &opts),
+                Some(t) => crate::archive::write_context_archive(
+                    &t.root,
+                    w,
+                    &opts,
+                    &t.ignore,
+                    &t.skip,
+                    &[(t.dockerfile.clone(), dir.join("Dockerfile"))],
+                ),
+            }
+            .map(|_| ())
+            .map_err(|e| io::Error::other(e.to_string()))
         });
         let labels: HashMap<String, String> = spec
             .labels
@@ -573,7 +588,7 @@ impl DockerEngine {
             .filter(|(k, _)| k != LABEL_SESSION && k != LABEL_LEASE)
             .collect();
         let opts = BuildImageOptionsBuilder::default()
-            .dockerfile("Dockerfile")
+            .dockerfile(&dockerfile)
             .t(&spec.reference)
             .rm(true)
             .forcerm(true)
@@ -630,6 +645,18 @@ impl DockerEngine {
                 line: l,
             });
         }
+        // as the Docker CLI's "Sending build context to Docker daemon", after the fact
+        reporter.event(&Event::Notice {
+            step: spec.step.clone(),
+            message: format!(
+                "build context: {} bytes sent{}",
+                sent.load(Ordering::Relaxed),
+                match &spec.tree {
+                    Some(t) => format!(" (the tree {} less its .dockerignore)", t.root.display()),
+                    None => String::new(),
+                }
+            ),
+        });
         if let Some(message) = failure {
             return Err(EngineError::BuildFailed {
                 reference: spec.reference.clone(),

@@ -74,6 +74,22 @@ pub struct BuildSpec {
     /// `--build-arg`s (imgforge passes the proxy variables, as `docker-env.mk`'s
     /// `DOCKER_BUILD_FLAGS` does; Docker predefines them, so no `ARG` is needed).
     pub build_args: BTreeMap<String, String>,
+    /// When set, the context is this source tree (filtered by its `.dockerignore`) and the
+    /// Dockerfile is `context_dir/Dockerfile` added to it; else the context is `context_dir`.
+    pub tree: Option<TreeContext>,
+}
+
+/// A repository-root build context ([`crate::archive::write_context_archive`]).
+#[derive(Debug, Clone)]
+pub struct TreeContext {
+    /// The source tree.
+    pub root: PathBuf,
+    /// Its `.dockerignore`.
+    pub ignore: crate::dockerignore::DockerIgnore,
+    /// Directories below `root` never sent (imgforge's own build dir).
+    pub skip: Vec<PathBuf>,
+    /// Member name of the Dockerfile in the context (`-f` of `docker build`).
+    pub dockerfile: String,
 }
 
 /// Writes an uncompressed layer tar into the given writer; runs on a blocking thread.

@@ -69,6 +69,39 @@ pub async fn apply_tags<E: Engine>(
     Ok(refs)
 }
 
+/// The repository-root context of an image whose spec says `context = "tree"`: the source tree
+/// less its `.dockerignore` and imgforge's build dir, with the rendered Dockerfile as
+/// `<BUILD_DIR relative to the tree>/image/<name>/Dockerfile` (as `make tools-docker` passes
+/// `-f $(BUILD_DIR)/image/tools/Dockerfile .`), or `Dockerfile.imgforge` when the build dir is
+/// outside the tree.
+///
+/// Errors: [`Error::Input`] when the tree's `.dockerignore` cannot be read or has a bad pattern.
+pub fn tree_context<E: Engine>(
+    cx: &Cx<'_, E>,
+    spec: &ImageSpec,
+) -> Result<crate::engine::TreeContext, Error> {
+    let root = cx.source();
+    let ignore = crate::dockerignore::DockerIgnore::load(&root).map_err(|e| Error::Input {
+        step: format!("image/{}", spec.image),
+        message: format!("cannot use {}: {e}", root.join(".dockerignore").display()),
+        hint: "fix the pattern (Docker's .dockerignore syntax) or remove the file".into(),
+    })?;
+    let build = cx.build_dir();
+    let dockerfile = build
+        .join("image")
+        .join(&spec.image)
+        .join("Dockerfile")
+        .strip_prefix(&root)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "Dockerfile.imgforge".to_string());
+    Ok(crate::engine::TreeContext {
+        root,
+        ignore,
+        skip: vec![build],
+        dockerfile,
+    })
+}
+
 /// Build the image of `spec` from its context directory, labelled with `fingerprint`, tag it,
 /// and return its ID and the references it now has.
 pub async fn image<E: Engine>(
@@ -85,7 +118,12 @@ pub async fn image<E: Engine>(
         &step,
         format!("docker build -t {first} {}", context_dir.display()),
     );
+    let tree = match spec.context {
+        crate::spec::ContextKind::Payload => None,
+        crate::spec::ContextKind::Tree => Some(tree_context(cx, spec)?),
+    };
     let build = BuildSpec {
+        tree,
         step: step.clone(),
         context_dir,
         reference: first.clone(),

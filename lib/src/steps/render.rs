@@ -300,7 +300,14 @@ pub fn load_template<E: crate::engine::Engine>(
         if let Some(src) = &cx.vars.source {
             let p = src.join("images").join(template).join("Dockerfile.in");
             if p.is_file() {
-                return Ok((read(&p)?, TemplateSource::Tree(p)));
+                let text = read(&p)?;
+                // a tree template that needs the network cannot build here; imgforge's own does
+                // the same offline (render reports the switch; --template FILE forces any file)
+                if network_lines(&text).is_empty()
+                    || crate::spec::builtin_template(template).is_none()
+                {
+                    return Ok((text, TemplateSource::Tree(p)));
+                }
             }
         }
     }
@@ -314,8 +321,9 @@ pub fn load_template<E: crate::engine::Engine>(
     }
 }
 
-/// Lines of a template that need the network at build time (package managers), for a notice
-/// before the build fails on a machine without it.
+/// Lines of a template that need the network at build time (package managers): a tree
+/// template with such lines is replaced by imgforge's own, and a `--template` with them gets a
+/// notice before the build fails on a machine without network.
 pub fn network_lines(template: &str) -> Vec<String> {
     template
         .lines()
@@ -347,6 +355,26 @@ pub fn render_dockerfile<E: crate::engine::Engine>(
     let step = format!("render/{name}");
     let (text, source) = load_template(cx, template)?;
     let t = cx.start(&step, format!("{source}"));
+    if let (TemplateSource::Builtin(_), false, Some(src)) =
+        (&source, cx.options.builtin_template, &cx.vars.source)
+    {
+        let tree = src.join("images").join(template).join("Dockerfile.in");
+        if let Ok(tree_text) = std::fs::read_to_string(&tree) {
+            cx.reporter.event(&crate::event::Event::Notice {
+                step: step.clone(),
+                message: format!(
+                    "the tree's {} runs {}, which needs network access during `docker build`; using imgforge's own template, which builds the same image offline (pass --template {} to use the tree's anyway)",
+                    tree.display(),
+                    network_lines(&tree_text)
+                        .iter()
+                        .map(|l| format!("`{}`", l.trim()))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    tree.display()
+                ),
+            });
+        }
+    }
     for line in network_lines(&text) {
         cx.reporter.event(&crate::event::Event::Notice {
             step: step.clone(),
