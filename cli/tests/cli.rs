@@ -585,6 +585,39 @@ async fn tools_builds_from_the_tree_less_its_dockerignore() {
     ] {
         assert!(run.contains(want), "tools image lacks {want:?}:\n{run}");
     }
+    // `peer chaincode install -p` runs `go list -f '{{ join .Imports "\n"}}' <pkg>` in the CLI
+    // container (Fabric v1.4.12 core/chaincode/platforms/golang/list.go listImports) with only
+    // the chaincode's directory mounted: the shim must resolve in the image's GOPATH
+    let cc = t.tmp.path().join("cc");
+    std::fs::create_dir_all(&cc).unwrap();
+    std::fs::write(
+        cc.join("main.go"),
+        "package main\n\nimport \"github.com/hyperledger/fabric/core/chaincode/shim\"\n\nfunc main() { _ = shim.Banner(\"cc\") }\n",
+    )
+    .unwrap();
+    let list = Command::new("docker")
+        .args(["run", "--rm", "--pull", "never", "-v"])
+        .arg(format!(
+            "{}:/opt/gopath/src/example.com/cc:ro",
+            cc.display()
+        ))
+        .args([
+            &image,
+            "go",
+            "list",
+            "-f",
+            "{{ join .Imports \"\\n\"}}",
+            "example.com/cc",
+        ])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.status.success()
+            && listed.contains("github.com/hyperledger/fabric/core/chaincode/shim"),
+        "go list of a shim chaincode fails in the tools image: {listed}{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
     // no-op, and an ignored file changes nothing; a source file does
     std::fs::write(t.root.join("unit-test/new.txt"), "x").unwrap();
     let plan_args = [
@@ -617,6 +650,107 @@ async fn tools_builds_from_the_tree_less_its_dockerignore() {
     assert!(o.status.success(), "{}", text(&o).1);
 }
 
+/// The README's exit-code table, row by row: 2 for bad input or configuration (a missing
+/// template, an unusable build dir, an unreachable engine, a missing base image, a link that
+/// leaves the tree), 1 for a failed build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_follow_the_table() {
+    let Some((_engine, _serial)) = imgforge_tests::docker_test("cli exit codes").await else {
+        return;
+    };
+    let ns = format!("BASE_DOCKER_NS={}", imgforge_tests::TEST_NS);
+    let plain = FixtureTree::new(|_| {});
+    let linked = FixtureTree::new(|root| {
+        let sc = root.join("sampleconfig");
+        std::os::unix::fs::symlink("..", sc.join("msp/l1")).unwrap();
+        std::os::unix::fs::symlink("l1/..", sc.join("msp/l2")).unwrap();
+    });
+    let broken = FixtureTree::new(|root| {
+        std::fs::write(
+            root.join("peer/broken.go"),
+            "package main\n\nfunc oops( {\n",
+        )
+        .unwrap();
+    });
+    let file = plain.tmp.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let under_file = format!("BUILD_DIR={}/sub", file.display());
+    let p = plain.root.to_str().unwrap();
+    let rows: Vec<(&str, Vec<&str>, Vec<(&str, &str)>, i32, &str)> = vec![
+        (
+            "missing --template",
+            vec![
+                "render",
+                "peer",
+                "--source",
+                p,
+                "--template",
+                "/nonexistent/Dockerfile.in",
+            ],
+            vec![],
+            2,
+            "/nonexistent/Dockerfile.in",
+        ),
+        (
+            "build dir below a file",
+            vec!["render", "peer", "--source", p, &under_file],
+            vec![],
+            2,
+            "a-file/sub",
+        ),
+        (
+            "unreachable engine",
+            vec!["peer", "--source", p, &ns],
+            vec![("DOCKER_HOST", "tcp://127.0.0.1:9")],
+            2,
+            "127.0.0.1:9",
+        ),
+        (
+            "missing base image",
+            vec!["peer", "--source", p, "BASE_DOCKER_NS=imgforgenosuchns"],
+            vec![],
+            2,
+            "imgforgenosuchns/fabric-baseos",
+        ),
+        (
+            "link out of sampleconfig",
+            vec![
+                "payload",
+                "peer",
+                "--source",
+                linked.root.to_str().unwrap(),
+                &ns,
+                "DOCKER_NS=imgforgetestcli",
+            ],
+            vec![],
+            2,
+            "msp/l2",
+        ),
+        (
+            "compile error",
+            vec![
+                "peer",
+                "--source",
+                broken.root.to_str().unwrap(),
+                &ns,
+                "DOCKER_NS=imgforgetestcli",
+            ],
+            vec![],
+            1,
+            "broken.go",
+        ),
+    ];
+    for (what, args, env, code, names) in rows {
+        let o = imgforge(&args, &env);
+        let err = text(&o).1;
+        assert_eq!(o.status.code(), Some(code), "{what}: {err}");
+        assert!(
+            err.contains(names),
+            "{what}: the error does not name {names:?}: {err}"
+        );
+    }
+}
+
 #[test]
 fn unreachable_engine_names_the_host() {
     let t = FixtureTree::new(|_| {});
@@ -625,7 +759,7 @@ fn unreachable_engine_names_the_host() {
         &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
     );
     let (_, err) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
         err.contains("cannot connect to the Docker daemon at unix:///nonexistent/docker.sock"),
         "{err}"

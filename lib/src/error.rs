@@ -102,9 +102,26 @@ impl Error {
         }
     }
 
-    /// Process exit code for this error: 2 for bad input or configuration, 130 for
-    /// interruption, 1 for a failed build.
+    /// Process exit code for this error (the README's table):
+    ///
+    /// | code | meaning |
+    /// |---|---|
+    /// | 2 | bad input or configuration: variables, specs, templates, a missing base image, an engine that cannot be reached, a file that is missing or unreadable, a link that leaves its tree, a file type an archive cannot hold |
+    /// | 130 | interrupted (the CLI turns it into 128 + the signal: 130, 143, 129) |
+    /// | 1 | the build failed (compiler, `docker build`, the engine's own errors, a full disk), or another run holds the build dir (`--no-wait`) |
     pub fn exit_code(&self) -> i32 {
+        use std::io::ErrorKind as K;
+        let bad_file = |e: &std::io::Error| {
+            matches!(
+                e.kind(),
+                K::NotFound
+                    | K::PermissionDenied
+                    | K::ReadOnlyFilesystem
+                    | K::NotADirectory
+                    | K::IsADirectory
+                    | K::InvalidInput
+            )
+        };
         match self {
             Error::Config(_) | Error::Spec(_) | Error::Template(_) | Error::Input { .. } => 2,
             Error::Cancelled
@@ -112,6 +129,18 @@ impl Error {
                 source: EngineError::Cancelled,
                 ..
             } => 130,
+            Error::Engine {
+                source: EngineError::ImageMissing { .. } | EngineError::Unreachable { .. },
+                ..
+            } => 2,
+            Error::Archive { source, .. } => match source {
+                ArchiveError::EscapingSymlink { .. }
+                | ArchiveError::Unsupported { .. }
+                | ArchiveError::InvalidName { .. } => 2,
+                ArchiveError::Io { source, .. } if bad_file(source) => 2,
+                _ => 1,
+            },
+            Error::Io { source, .. } if bad_file(source) => 2,
             _ => 1,
         }
     }

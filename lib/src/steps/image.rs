@@ -114,14 +114,21 @@ pub async fn image<E: Engine>(
     let (repository, tags) = references(cx, spec)?;
     let first = format!("{repository}:{}", tags[0]);
     let context_dir = cx.build_dir().join("image").join(&spec.image);
-    let t = cx.start(
-        &step,
-        format!("docker build -t {first} {}", context_dir.display()),
-    );
     let tree = match spec.context {
         crate::spec::ContextKind::Payload => None,
         crate::spec::ContextKind::Tree => Some(tree_context(cx, spec)?),
     };
+    let t = cx.start(
+        &step,
+        match &tree {
+            None => format!("docker build -t {first} {}", context_dir.display()),
+            Some(tc) => format!(
+                "docker build -t {first} -f {} {} (less its .dockerignore)",
+                tc.dockerfile,
+                tc.root.display()
+            ),
+        },
+    );
     let build = BuildSpec {
         tree,
         step: step.clone(),
