@@ -122,9 +122,9 @@ async fn peer_image_runs_and_prints_injected_metadata() {
         .iter()
         .any(|e| matches!(e, Event::StepFinished { step, .. } if step == "compile/peer")));
     assert!(
-        managed_containers().is_empty(),
+        containers_of_session(engine.session()).is_empty(),
         "containers left: {:?}",
-        managed_containers()
+        containers_of_session(engine.session())
     );
 }
 
@@ -228,7 +228,7 @@ async fn ccenv_image_has_shim_tree_and_tools() {
             .unwrap()
             .is_some());
     }
-    assert!(managed_containers().is_empty());
+    assert!(containers_of_session(engine.session()).is_empty());
 }
 
 /// Fabric's own Makefile compiles in imgforge's baseimage as it is: release-1.4's rule
@@ -320,7 +320,7 @@ async fn compile_failure_reports_compiler_output_and_leaves_no_container() {
     assert_eq!(err.exit_code(), 1);
     // nothing half-built: no payload directory, no image
     assert!(!tree.root.join("out/image/orderer/payload").exists());
-    assert!(managed_containers().is_empty());
+    assert!(containers_of_session(engine.session()).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,10 +337,11 @@ async fn cancel_during_compile_removes_the_container() {
     let rec = Recorder::default();
     let cancel = CancellationToken::new();
     let c2 = cancel.clone();
+    let session = engine.session().to_string();
     tokio::spawn(async move {
         // cancel as soon as the compile container exists
         for _ in 0..600 {
-            if !managed_containers().is_empty() {
+            if !containers_of_session(&session).is_empty() {
                 c2.cancel();
                 return;
             }
@@ -364,9 +365,9 @@ async fn cancel_during_compile_removes_the_container() {
         other => panic!("expected Cancelled, got {other:?}"),
     }
     assert!(
-        managed_containers().is_empty(),
+        containers_of_session(engine.session()).is_empty(),
         "containers left after cancel: {:?}",
-        managed_containers()
+        containers_of_session(engine.session())
     );
 }
 
@@ -567,7 +568,7 @@ async fn rebuild_is_a_noop_and_changes_are_explained() {
     );
     let back = pipeline::build(&cx, &spec).await.unwrap();
     assert_eq!(back.ran, ["image/peer"]);
-    assert!(managed_containers().is_empty());
+    assert!(containers_of_session(engine.session()).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -164,7 +164,7 @@ async fn rootfs_directory_import_keeps_links_and_is_cached_by_content() {
     assert_ne!(changed.key, img.key);
     let _ = engine.remove_image(&img.id, true).await;
     let _ = engine.remove_image(&changed.id, true).await;
-    assert!(managed_containers().is_empty());
+    assert!(containers_of_session(engine.session()).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,5 +226,5 @@ async fn rootfs_tar_import_is_checked_and_cached() {
     assert!(again.fresh);
     assert_eq!(again.id, img.id);
     engine.remove_image(&img.id, true).await.unwrap();
-    assert!(managed_containers().is_empty());
+    assert!(containers_of_session(engine.session()).is_empty());
 }

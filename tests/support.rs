@@ -64,10 +64,12 @@ fn walkdir_sorted(root: &Path) -> Vec<PathBuf> {
     let mut i = 0;
     while i < out.len() {
         let p = out[i].clone();
-        if p.is_dir() && !p.ends_with("build") && !p.ends_with(".build") {
+        if p.is_dir() {
+            // the example's build dirs (left by scripts/example.sh) are not part of the fixture
             let mut kids: Vec<PathBuf> = std::fs::read_dir(&p)
                 .unwrap()
                 .map(|e| e.unwrap().path())
+                .filter(|k| !(k.ends_with("build") || k.ends_with(".build")))
                 .collect();
             kids.sort();
             out.extend(kids);
@@ -190,10 +192,46 @@ pub fn docker_run(image: &str, args: &[&str]) -> String {
         .args(args))
 }
 
-/// IDs of containers carrying imgforge's managed label.
-pub fn managed_containers() -> Vec<String> {
-    sh(Command::new("docker").args(["ps", "-aq", "--filter", "label=org.imgforge.managed=true"]))
-        .lines()
+/// IDs of the containers (any state) that the imgforge run with session id `session` created
+/// (label `org.imgforge.session`): a test looks at its own run only, never at the whole engine,
+/// which other builds and test processes share.
+pub fn containers_of_session(session: &str) -> Vec<String> {
+    sh(Command::new("docker").args([
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=org.imgforge.session={session}"),
+    ]))
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+/// IDs of imgforge's containers (any state) that bind-mount `tree` or a path below it: the
+/// containers of a test's own subprocess runs, whose session id the test does not know.
+pub fn containers_mounting(tree: &Path) -> Vec<String> {
+    let ids = sh(Command::new("docker").args([
+        "ps",
+        "-aq",
+        "--filter",
+        "label=org.imgforge.managed=true",
+    ]));
+    ids.lines()
+        .filter(|id| {
+            let mounts = Command::new("docker")
+                .args([
+                    "inspect",
+                    "--format",
+                    "{{range .Mounts}}{{.Source}} {{end}}",
+                    id,
+                ])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+                .unwrap_or_default();
+            mounts
+                .split_whitespace()
+                .any(|m| Path::new(m).starts_with(tree))
+        })
         .map(str::to_string)
         .collect()
 }

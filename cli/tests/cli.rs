@@ -921,7 +921,7 @@ async fn binary_builds_peer_reports_json_and_cleans_up() {
     )
     .await
     .is_some());
-    assert!(imgforge_tests::managed_containers().is_empty());
+    assert!(imgforge_tests::containers_mounting(&t.root).is_empty());
 }
 
 async fn engine_lookup(
@@ -1095,32 +1095,22 @@ async fn a_second_run_on_the_same_build_dir_waits_for_the_first() {
     assert!(o.status.success(), "{}", text(&o).1);
 }
 
-/// IDs of running build containers that bind-mount `tree` (this test's own, whatever run made
+/// Kills and reaps a child process when dropped (a test that fails midway leaves no run behind).
+struct Reap(Option<std::process::Child>);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// IDs of imgforge's containers that bind-mount `tree` (this test's own, whatever run made
 /// them).
 fn build_containers_of(tree: &std::path::Path) -> Vec<String> {
-    let ids = imgforge_tests::sh(Command::new("docker").args([
-        "ps",
-        "-q",
-        "--filter",
-        "label=org.imgforge.managed=true",
-    ]));
-    ids.lines()
-        .filter(|id| {
-            let mounts = Command::new("docker")
-                .args([
-                    "inspect",
-                    "--format",
-                    "{{range .Mounts}}{{.Source}} {{end}}",
-                    id,
-                ])
-                .output()
-                .unwrap();
-            String::from_utf8_lossy(&mounts.stdout)
-                .split_whitespace()
-                .any(|m| std::path::Path::new(m) == tree)
-        })
-        .map(str::to_string)
-        .collect()
+    imgforge_tests::containers_mounting(tree)
 }
 
 /// Two imgforge processes in different PID namespaces with the same hostname: the second one's
@@ -1139,6 +1129,7 @@ async fn a_run_in_another_pid_namespace_keeps_its_containers() {
         .args([
             "--pid",
             "--fork",
+            "--kill-child",
             "sh",
             "-c",
             "\"$@\"; exit $?",
@@ -1153,18 +1144,9 @@ async fn a_run_in_another_pid_namespace_keeps_its_containers() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("unshare (util-linux) is needed");
-    let mut mine = Vec::new();
-    for _ in 0..600 {
-        mine = build_containers_of(&t.root);
-        if !mine.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(
-        !mine.is_empty(),
-        "no build container of the first run appeared"
-    );
+    // a failed assertion must not leave the first run building into the next test
+    let mut first = Reap(Some(first));
+    let mine = wait_for_build_container(&t.root).await;
     // the second run connects (and sweeps) from its own PID namespace, where pid 2 was a
     // process that has ended (`/bin/true`), so the first run's pid names nobody alive there
     let other = FixtureTree::new(|_| {});
@@ -1172,6 +1154,7 @@ async fn a_run_in_another_pid_namespace_keeps_its_containers() {
         .args([
             "--pid",
             "--fork",
+            "--kill-child",
             "sh",
             "-c",
             "/bin/true; \"$@\"; exit $?",
@@ -1185,7 +1168,7 @@ async fn a_run_in_another_pid_namespace_keeps_its_containers() {
         .unwrap();
     assert!(second.status.success(), "{}", text(&second).1);
     let still = build_containers_of(&t.root);
-    let out = first.wait_with_output().unwrap();
+    let out = first.0.take().unwrap().wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         mine.iter().all(|id| still.contains(id)),
