@@ -42,10 +42,17 @@ async fn peer_image_runs_and_prints_injected_metadata() {
         .await
         .unwrap();
 
-    let tag = format!("amd64-1.4.12-snapshot-{sha}");
+    let tag = format!("{}-1.4.12-snapshot-{sha}", arch());
     let main_ref = format!("{TEST_NS}/fabric-peer:{tag}");
     // the five tags of Fabric v1.4.8+ all point at the built image
-    for t in [tag.as_str(), "amd64-latest", "1.4.12", "1.4", "latest"] {
+    let arch_latest = format!("{}-latest", arch());
+    for t in [
+        tag.as_str(),
+        arch_latest.as_str(),
+        "1.4.12",
+        "1.4",
+        "latest",
+    ] {
         let r = format!("{TEST_NS}/fabric-peer:{t}");
         let info = engine
             .inspect_image(&r)
@@ -108,7 +115,7 @@ async fn peer_image_runs_and_prints_injected_metadata() {
         dockerfile.starts_with("# fabric-mini template for peer"),
         "{dockerfile}"
     );
-    assert!(dockerfile.contains(&format!("FROM {TEST_NS}/fabric-baseos:amd64-0.4.22")));
+    assert!(dockerfile.contains(&format!("FROM {TEST_NS}/fabric-baseos:{}", base_tag())));
     // payload holds exactly the two files
     let mut files: Vec<_> = std::fs::read_dir(&built.payload)
         .unwrap()
@@ -221,7 +228,8 @@ async fn ccenv_image_has_shim_tree_and_tools() {
         ran.status.success() && ran_out.contains("shim for fabric"),
         "{ran_out}"
     );
-    for t in ["amd64-latest", "1.4.12", "1.4", "latest"] {
+    let arch_latest = format!("{}-latest", arch());
+    for t in [arch_latest.as_str(), "1.4.12", "1.4", "latest"] {
         assert!(engine
             .inspect_image(&format!("{TEST_NS}/fabric-ccenv:{t}"))
             .await
@@ -412,7 +420,7 @@ async fn containers_of_dead_imgforge_processes_are_swept_on_connect() {
             &format!("org.imgforge.lease={}", lease.display()),
             "--label",
             &format!("org.imgforge.test-run={tag}"),
-            &format!("{TEST_NS}/fabric-baseos:amd64-0.4.22"),
+            &format!("{TEST_NS}/fabric-baseos:{}", base_tag()),
             "true",
         ]));
         id.trim().to_string()

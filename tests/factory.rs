@@ -15,7 +15,7 @@ async fn debootstrap_base_images_work_and_are_cached() {
     let vars = resolve(None, &test_inputs(&[])).unwrap();
 
     // baseimage: go runs, config as the spec says, label and tag
-    let bi = format!("{TEST_NS}/fabric-baseimage:amd64-0.4.22");
+    let bi = format!("{TEST_NS}/fabric-baseimage:{}", base_tag());
     let info = engine
         .inspect_image(&bi)
         .await
@@ -35,7 +35,7 @@ async fn debootstrap_base_images_work_and_are_cached() {
     );
     assert!(info.labels.contains_key(LABEL_CONTENT_KEY));
     assert!(docker_run(&bi, &["go", "version"]).starts_with("go version go1."));
-    let os = format!("{TEST_NS}/fabric-baseos:amd64-0.4.22");
+    let os = format!("{TEST_NS}/fabric-baseos:{}", base_tag());
     assert_eq!(docker_run(&os, &["/bin/sh", "-c", "echo ok"]).trim(), "ok");
     assert!(docker_run(&os, &["sh", "-c", "command -v go || echo no-go"]).contains("no-go"));
 
@@ -101,7 +101,7 @@ async fn rootfs_directory_import_keeps_links_and_is_cached_by_content() {
         mtime: 0,
     };
     // remove leftovers of an earlier run so the first build really imports
-    let reference = format!("{ns}/fabric-baseos:amd64-0.4.22");
+    let reference = format!("{ns}/fabric-baseos:{}", base_tag());
     let _ = engine.remove_image(&reference, true).await;
     let rec = Recorder::default();
     let img = build_base(
@@ -190,7 +190,7 @@ async fn rootfs_tar_import_is_checked_and_cached() {
         work_dir: cache_dir(),
         mtime: 0,
     };
-    let reference = format!("{ns}/fabric-baseos:amd64-0.4.22");
+    let reference = format!("{ns}/fabric-baseos:{}", base_tag());
     if let Some(old) = engine.inspect_image(&reference).await.unwrap() {
         engine.remove_image(&old.id, true).await.unwrap();
     }

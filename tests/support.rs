@@ -46,6 +46,17 @@ pub struct FixtureTree {
     pub root: PathBuf,
 }
 
+/// The host's architecture in Go's naming (`ARCH`'s default): tests build and look up
+/// `<ARCH>-…` tags, never a hard-coded `amd64`.
+pub fn arch() -> &'static str {
+    imgforge::config::go_arch(std::env::consts::ARCH)
+}
+
+/// `BASE_DOCKER_TAG` of the test base images: `<ARCH>-0.4.22`.
+pub fn base_tag() -> String {
+    format!("{}-0.4.22", arch())
+}
+
 /// Copy a directory recursively (files and directories only).
 pub fn copy_dir(from: &Path, to: &Path) {
     for e in walkdir_sorted(from) {

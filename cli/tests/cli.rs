@@ -872,8 +872,12 @@ async fn binary_builds_peer_reports_json_and_cleans_up() {
         .find(|e| e["event"] == "step_finished" && e["step"] == "image/peer")
         .unwrap();
     for tag in [
-        format!("amd64-1.4.12-snapshot-{}", t.short_head()),
-        "amd64-latest".into(),
+        format!(
+            "{}-1.4.12-snapshot-{}",
+            imgforge_tests::arch(),
+            t.short_head()
+        ),
+        format!("{}-latest", imgforge_tests::arch()),
         "1.4.12".into(),
         "1.4".into(),
         "latest".into(),
@@ -917,7 +921,11 @@ async fn binary_builds_peer_reports_json_and_cleans_up() {
         .is_none());
     assert!(engine_lookup(
         &engine,
-        &format!("{}/fabric-baseos:amd64-0.4.22", imgforge_tests::TEST_NS)
+        &format!(
+            "{}/fabric-baseos:{}",
+            imgforge_tests::TEST_NS,
+            imgforge_tests::base_tag()
+        )
     )
     .await
     .is_some());
