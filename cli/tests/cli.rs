@@ -493,18 +493,7 @@ async fn proxy_credentials_reach_the_build_but_not_the_image() {
         !inspect.contains(secret),
         "docker inspect shows the proxy secret"
     );
-    let o = imgforge(
-        &[
-            "clean",
-            "--images",
-            "--source",
-            src,
-            &ns,
-            "DOCKER_NS=imgforgetestproxy",
-        ],
-        &[],
-    );
-    assert!(o.status.success(), "{}", text(&o).1);
+    clean_images(src, "imgforgetestproxy");
 }
 
 /// `imgforge tools`: a multi-stage build with the repository root as context; the tree's
@@ -636,18 +625,7 @@ async fn tools_builds_from_the_tree_less_its_dockerignore() {
         plan.contains("Stale image/tools: the file `cmd/discover/extra.go` was added"),
         "{plan}"
     );
-    let o = imgforge(
-        &[
-            "clean",
-            "--images",
-            "--source",
-            src,
-            &ns,
-            "DOCKER_NS=imgforgetesttools",
-        ],
-        &[],
-    );
-    assert!(o.status.success(), "{}", text(&o).1);
+    clean_images(src, "imgforgetesttools");
 }
 
 /// The README's exit-code table, row by row: 2 for bad input or configuration (a missing
@@ -1089,17 +1067,14 @@ async fn a_second_run_on_the_same_build_dir_waits_for_the_first() {
             ":{tag} holds another run's binary:\n{out}"
         );
     }
-    let o = imgforge(
-        &[
-            "clean",
-            "--images",
-            "--source",
-            src,
-            &ns,
-            "DOCKER_NS=imgforgetestlock",
-        ],
-        &[],
-    );
+    clean_images(src, "imgforgetestlock");
+}
+
+/// `imgforge clean --images` for the test namespace `docker_ns` (the test base images stay).
+fn clean_images(src: &str, docker_ns: &str) {
+    let ns = format!("BASE_DOCKER_NS={}", imgforge_tests::TEST_NS);
+    let dns = format!("DOCKER_NS={docker_ns}");
+    let o = imgforge(&["clean", "--images", "--source", src, &ns, &dns], &[]);
     assert!(o.status.success(), "{}", text(&o).1);
 }
 
