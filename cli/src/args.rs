@@ -160,6 +160,19 @@ pub enum Command {
     Plan(ImageArgsNamed),
     /// Render the Dockerfile and assemble build/image/NAME/payload, without building the image.
     Payload(ImageArgsNamed),
+    /// Prove the image set works as a Fabric 1.4 network: solo orderer + one peer on 127.0.0.1
+    /// (host network, free ports), a chaincode lifecycle, then remove everything it started.
+    Smoke {
+        /// Variables (DOCKER_NS and the version pick the images: $DOCKER_NS/fabric-*:$TWO_DIGIT_VERSION).
+        #[command(flatten)]
+        vars: VarFlags,
+        /// Leave the network running and say how to reach it.
+        #[arg(long)]
+        keep: bool,
+        /// NAME=VALUE assignments.
+        #[arg(value_name = "NAME=VALUE")]
+        assignments: Vec<String>,
+    },
     /// Print the image references that would be built (make docker-list).
     List {
         /// Variables.

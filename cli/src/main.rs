@@ -283,6 +283,33 @@ async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Re
             }
             Ok(())
         }
+        Command::Smoke {
+            vars,
+            keep,
+            assignments,
+        } => {
+            let v = vars_for(vars, assignments, true)?;
+            let docker = engine.get().await.map_err(|e| Error::engine("smoke", e))?;
+            let opts = imgforge::smoke::SmokeOptions { keep: *keep };
+            let report = imgforge::smoke::smoke(docker, &v, &opts, reporter, cancel).await?;
+            let total: u64 = report.phases.iter().map(|(_, ms)| ms).sum();
+            reporter.line(&format!(
+                "{:>12} query a = {} · {} · total {:.1} s",
+                "Passed",
+                report.query,
+                report
+                    .phases
+                    .iter()
+                    .map(|(p, ms)| format!("{p} {:.1} s", *ms as f64 / 1000.0))
+                    .collect::<Vec<_>>()
+                    .join(" · "),
+                total as f64 / 1000.0
+            ));
+            if let Some(k) = report.kept {
+                reporter.line(&format!("{:>12} {k}", "Kept"));
+            }
+            Ok(())
+        }
         Command::List { vars, assignments } => {
             let v = vars_for(vars, assignments, true)?;
             for n in spec::image_names() {

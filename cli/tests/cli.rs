@@ -654,7 +654,8 @@ async fn exit_codes_follow_the_table() {
     std::fs::write(&file, "x").unwrap();
     let under_file = format!("BUILD_DIR={}/sub", file.display());
     let p = plain.root.to_str().unwrap();
-    let rows: Vec<(&str, Vec<&str>, Vec<(&str, &str)>, i32, &str)> = vec![
+    type Row<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, i32, &'a str);
+    let rows: Vec<Row> = vec![
         (
             "missing --template",
             vec![
@@ -727,6 +728,53 @@ async fn exit_codes_follow_the_table() {
             "{what}: the error does not name {names:?}: {err}"
         );
     }
+}
+
+/// `imgforge smoke` names every missing image at once — its own three and the chaincode builder
+/// the built peer will ask for (read from the peer's own metadata) — and starts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_preflight_names_all_missing_images_before_starting_anything() {
+    let Some((_engine, _serial)) = imgforge_tests::docker_test("cli smoke preflight").await else {
+        return;
+    };
+    let t = FixtureTree::new(|_| {});
+    let src = t.root.to_str().unwrap();
+    let ns = format!("BASE_DOCKER_NS={}", imgforge_tests::TEST_NS);
+    let smoke = || {
+        imgforge(
+            &["smoke", "--source", src, &ns, "DOCKER_NS=imgforgetestsmoke"],
+            &[],
+        )
+    };
+    let o = smoke();
+    let err = text(&o).1;
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    for want in [
+        "imgforgetestsmoke/fabric-tools:1.4 (imgforge tools)",
+        "imgforgetestsmoke/fabric-peer:1.4 (imgforge peer)",
+        "imgforgetestsmoke/fabric-orderer:1.4 (imgforge orderer)",
+        "nothing was started",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    // with the peer built, its chaincode builder (DOCKER_NS/fabric-ccenv:1.4, from the peer's
+    // metadata) is named too; the runtime (the test baseos) exists and is not
+    let o = imgforge(
+        &["peer", "--source", src, &ns, "DOCKER_NS=imgforgetestsmoke"],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    let o = smoke();
+    let err = text(&o).1;
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("imgforgetestsmoke/fabric-ccenv:1.4 (the peer's chaincode builder"),
+        "{err}"
+    );
+    assert!(!err.contains("fabric-peer:1.4 (imgforge peer)"), "{err}");
+    assert!(!err.contains("fabric-baseos"), "{err}");
+    assert!(imgforge_tests::containers_mounting(&t.root).is_empty());
+    clean_images(src, "imgforgetestsmoke");
 }
 
 #[test]

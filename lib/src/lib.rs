@@ -33,6 +33,7 @@ pub mod fingerprint;
 pub mod pipeline;
 pub mod redact;
 pub mod reference;
+pub mod smoke;
 pub mod spec;
 pub mod steps;
 

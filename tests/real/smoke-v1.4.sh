@@ -2,7 +2,7 @@
 # Opt-in network check of an imgforge-built Fabric 1.4 image set (the real consumer of the
 # images, not a fixture): a solo orderer and one peer on 127.0.0.1 (`--network host`, free
 # ports chosen at run time), crypto material and channel artefacts made with the tools image's
-# cryptogen/configtxgen, then the chaincode lifecycle of tests/real/chaincode (install,
+# cryptogen/configtxgen, then the chaincode lifecycle of lib/assets/smoke-chaincode (install,
 # instantiate — the peer builds the chaincode in ccenv with its own command —, invoke `move a b
 # 10`, query a = 90), with per-phase timings. Everything it starts is removed on exit, also on
 # failure and Ctrl-C: its two containers, the peer's chaincode containers and images (all named
@@ -15,7 +15,7 @@
 set -euo pipefail
 NS=${DOCKER_NS:-hyperledger}; TAG=${TAG:-1.4}
 TOOLS=$NS/fabric-tools:$TAG; PEER=$NS/fabric-peer:$TAG; ORDERER=$NS/fabric-orderer:$TAG
-CC_SRC=${CC_SRC:-$(cd "$(dirname "$0")/chaincode" && pwd)}
+CC_SRC=${CC_SRC:-$(cd "$(dirname "$0")/../../lib/assets/smoke-chaincode" && pwd)}
 for img in $TOOLS $PEER $ORDERER; do
   docker image inspect "$img" >/dev/null 2>&1 || { echo "error: image $img is missing: build it with imgforge (imgforge all --source TREE DOCKER_NS=$NS)" >&2; exit 2; }
 done

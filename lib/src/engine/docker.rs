@@ -430,6 +430,112 @@ impl DockerEngine {
         Ok(removed)
     }
 
+    /// Start a long-running container named `name` (labelled like every container imgforge
+    /// starts, so a killed run's services are swept) and return its ID; the caller removes it
+    /// ([`Engine::remove_container`]).
+    ///
+    /// Errors: [`EngineError::Api`] naming the image when it cannot be created or started.
+    pub async fn start_service(&self, name: &str, spec: &RunSpec) -> Result<String, EngineError> {
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: Some(spec.cmd.clone()),
+            env: Some(spec.env.clone()),
+            working_dir: spec.workdir.clone(),
+            user: spec.user.clone(),
+            labels: Some(self.labels(&spec.step)),
+            host_config: Some(HostConfig {
+                binds: Some(spec.binds.clone()),
+                network_mode: spec.network_host.then(|| "host".to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptionsBuilder::default().name(name).build()),
+                body,
+            )
+            .await
+            .map_err(|e| api(format!("create container {name} from {}", spec.image), e))?;
+        if let Err(e) = self.docker.start_container(&created.id, None).await {
+            self.force_remove(&created.id).await;
+            return Err(api(format!("start container {name}"), e));
+        }
+        Ok(created.id)
+    }
+
+    /// Whether container `id` is running (`false` when it exited or is gone).
+    pub async fn inspect_running(&self, id: &str) -> Result<bool, EngineError> {
+        match self.docker.inspect_container(id, None).await {
+            Ok(c) => Ok(c.state.and_then(|s| s.running).unwrap_or(false)),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(api(format!("inspect container {id}"), e)),
+        }
+    }
+
+    /// Everything container `id` printed so far (stdout and stderr, colour sequences removed).
+    pub async fn logs_text(&self, id: &str) -> String {
+        let opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let mut logs = self.docker.logs(id, Some(opts));
+        let mut text = String::new();
+        while let Some(Ok(item)) = logs.next().await {
+            text.push_str(&String::from_utf8_lossy(&item.into_bytes()));
+        }
+        strip_ansi(&text)
+    }
+
+    /// Remove (forced) every container whose name starts with `prefix` and every image whose
+    /// repository starts with it; returns how many of each. For what Fabric's peer creates
+    /// itself (its chaincode containers and images are named `<network id>-<peer id>-…`).
+    pub async fn remove_named(&self, prefix: &str) -> (usize, usize) {
+        let filters = HashMap::from([("name".to_string(), vec![format!("^/?{prefix}")])]);
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let mut containers = 0;
+        for c in self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .unwrap_or_default()
+        {
+            let named = c
+                .names
+                .unwrap_or_default()
+                .iter()
+                .any(|n| n.trim_start_matches('/').starts_with(prefix));
+            if let (true, Some(id)) = (named, c.id) {
+                self.force_remove(&id).await;
+                containers += 1;
+            }
+        }
+        let mut images = 0;
+        let list = self
+            .docker
+            .list_images(Some(ListImagesOptionsBuilder::default().build()))
+            .await
+            .unwrap_or_default();
+        for img in list {
+            if img.repo_tags.iter().any(|t| t.starts_with(prefix)) {
+                let opts = RemoveImageOptionsBuilder::default().force(true).build();
+                if self
+                    .docker
+                    .remove_image(&img.id, Some(opts), None)
+                    .await
+                    .is_ok()
+                {
+                    images += 1;
+                }
+            }
+        }
+        (containers, images)
+    }
+
     /// The lease file this process holds (value of [`LABEL_LEASE`] on its containers).
     pub fn lease_path(&self) -> &Path {
         &self.lease.path
@@ -761,6 +867,7 @@ impl Engine for DockerEngine {
             attach_stderr: Some(true),
             host_config: Some(HostConfig {
                 binds: Some(spec.binds.clone()),
+                network_mode: spec.network_host.then(|| "host".to_string()),
                 ..Default::default()
             }),
             ..Default::default()

@@ -51,6 +51,9 @@ pub struct RunSpec {
     pub user: Option<String>,
     /// Keep stdout lines in [`RunOutput::stdout`] instead of reporting them as log events.
     pub capture_stdout: bool,
+    /// Use the host's network (`--network host`), for containers that talk to each other on
+    /// 127.0.0.1 (the network check); else the engine's default network.
+    pub network_host: bool,
 }
 
 /// What a finished container produced.

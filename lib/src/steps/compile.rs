@@ -60,6 +60,7 @@ pub fn drun<E: Engine>(
         workdir: Some(CONTAINER_SRC.to_string()),
         user: Some(cx.user()),
         capture_stdout: false,
+        network_host: false,
     }
 }
 
@@ -121,6 +122,7 @@ pub async fn compile<E: Engine>(
         workdir: Some(CONTAINER_SRC.to_string()),
         user: Some(cx.user()),
         capture_stdout: false,
+        network_host: false,
     };
     let t = cx.start(
         &step,
