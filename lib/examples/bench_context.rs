@@ -22,6 +22,7 @@ async fn main() {
         reference: args[2].clone(),
         labels: BTreeMap::new(),
         build_args: BTreeMap::new(),
+        tree: None,
     };
     let id = engine
         .build(&spec, &Silent, &tokio_util::sync::CancellationToken::new())

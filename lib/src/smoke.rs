@@ -26,9 +26,6 @@ use tokio_util::sync::CancellationToken;
 /// `query a`.
 pub const CHAINCODE: &str = include_str!("../assets/smoke-chaincode/main.go");
 
-/// Import path the chaincode is installed under (mounted at `$GOPATH/src/<this>` in the CLI).
-const CC_PKG: &str = "example.com/imgforge-smoke";
-
 /// Options of [`smoke`].
 #[derive(Debug, Clone, Default)]
 pub struct SmokeOptions {
@@ -287,6 +284,8 @@ pub async fn smoke(
         engine,
         run_id: run_id.clone(),
         services: Vec::new(),
+        keep: opts.keep,
+        ports: (0, 0),
     };
     let result = net
         .lifecycle(work.path(), &tools, &peer, &orderer, reporter, cancel)
@@ -296,11 +295,13 @@ pub async fn smoke(
             let dir = work.keep();
             let mut r = r.clone();
             r.kept = Some(format!(
-                "the network runs on: containers {} (peer {}); artefacts in {}; remove with `docker rm -f {}` and `rm -rf {}`",
+                "orderer at 127.0.0.1:{} and peer at 127.0.0.1:{} (containers {}), channel mychannel, chaincode smokecc; admin MSP {}/crypto-config/peerOrganizations/org1.example.com/users/Admin@org1.example.com/msp; remove it with `docker rm -f $(docker ps -aq --filter name={})`, `docker rmi $(docker images -q '{}-*')` and `rm -rf {}`",
+                net.ports.0,
+                net.ports.1,
                 net.services.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
-                net.peer_addr(),
                 dir.display(),
-                net.services.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(" "),
+                net.run_id,
+                net.run_id,
                 dir.display()
             ));
             return Ok(r);
@@ -315,17 +316,13 @@ struct Network<'a> {
     run_id: String,
     /// (name, id) of the orderer and peer containers.
     services: Vec<(String, String)>,
+    /// Started for `--keep`: not swept by a later run.
+    keep: bool,
+    /// Orderer and peer ports.
+    ports: (u16, u16),
 }
 
 impl Network<'_> {
-    fn peer_addr(&self) -> String {
-        self.services
-            .iter()
-            .find(|(n, _)| n.ends_with("-peer"))
-            .map(|(n, _)| n.clone())
-            .unwrap_or_default()
-    }
-
     async fn teardown(&mut self, reporter: &dyn Reporter) {
         for (_, id) in self.services.drain(..) {
             let _ = self.engine.remove_container(&id).await;
@@ -334,7 +331,7 @@ impl Network<'_> {
         reporter.event(&Event::Notice {
             step: "smoke/teardown".into(),
             message: format!(
-                "removed the orderer and peer, {c} chaincode container(s) and {i} chaincode image(s) of {}",
+                "removed the orderer and peer, {c} chaincode build/run container(s) and {i} chaincode image(s) of {}",
                 self.run_id
             ),
         });
@@ -429,6 +426,7 @@ impl Network<'_> {
         let port =
             || free_port().map_err(|e| Error::io("smoke", "find a free port on", "127.0.0.1", e));
         let (op, pp, cc, o1, o2) = (port()?, port()?, port()?, port()?, port()?);
+        self.ports = (op, pp);
         let write = |name: &str, text: &str| {
             let p = work.join(name);
             std::fs::create_dir_all(p.parent().expect("parent"))
@@ -534,7 +532,7 @@ impl Network<'_> {
         let name = format!("{}-orderer", self.run_id);
         let id = self
             .engine
-            .start_service(&name, &orderer_spec)
+            .start_service(&name, &orderer_spec, !self.keep)
             .await
             .map_err(|e| Error::engine("smoke/start", e))?;
         self.services.push((name.clone(), id.clone()));
@@ -572,7 +570,7 @@ impl Network<'_> {
         let name = format!("{}-peer", self.run_id);
         let id = self
             .engine
-            .start_service(&name, &peer_spec)
+            .start_service(&name, &peer_spec, !self.keep)
             .await
             .map_err(|e| Error::engine("smoke/start", e))?;
         self.services.push((name.clone(), id.clone()));
@@ -585,9 +583,12 @@ impl Network<'_> {
             ("CORE_PEER_ADDRESS", format!("127.0.0.1:{pp}")),
             ("CORE_PEER_TLS_ENABLED", "false".into()),
         ]);
+        // the chaincode's import path carries the run id, so the peer's build container (which
+        // runs `go build … <package>`) is found and removed by teardown, also after Ctrl-C
+        let cc_pkg = format!("example.com/{}", self.run_id);
         let cli_binds = [
             w.clone(),
-            format!("{}:/opt/gopath/src/{CC_PKG}:ro", work.join("cc").display()),
+            format!("{}:/opt/gopath/src/{cc_pkg}:ro", work.join("cc").display()),
         ];
         let o = format!("127.0.0.1:{op}");
         let peer_cmd = |args: &[&str]| {
@@ -626,7 +627,7 @@ impl Network<'_> {
             "-v",
             "1.0",
             "-p",
-            CC_PKG
+            &cc_pkg
         );
         phase_done("install", &mut phases);
         cli!(

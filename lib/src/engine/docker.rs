@@ -430,19 +430,29 @@ impl DockerEngine {
         Ok(removed)
     }
 
-    /// Start a long-running container named `name` (labelled like every container imgforge
-    /// starts, so a killed run's services are swept) and return its ID; the caller removes it
-    /// ([`Engine::remove_container`]).
+    /// Start a long-running container named `name` and return its ID; the caller removes it
+    /// ([`Engine::remove_container`]). With `sweepable` it is labelled like every container
+    /// imgforge starts, so the next run sweeps it if this process dies; without (a network the
+    /// user asked to keep) it carries no lease and stays until the user removes it.
     ///
     /// Errors: [`EngineError::Api`] naming the image when it cannot be created or started.
-    pub async fn start_service(&self, name: &str, spec: &RunSpec) -> Result<String, EngineError> {
+    pub async fn start_service(
+        &self,
+        name: &str,
+        spec: &RunSpec,
+        sweepable: bool,
+    ) -> Result<String, EngineError> {
+        let mut labels = self.labels(&spec.step);
+        if !sweepable {
+            labels.retain(|k, _| k != LABEL_LEASE && k != LABEL_SESSION);
+        }
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: Some(spec.cmd.clone()),
             env: Some(spec.env.clone()),
             working_dir: spec.workdir.clone(),
             user: spec.user.clone(),
-            labels: Some(self.labels(&spec.step)),
+            labels: Some(labels),
             host_config: Some(HostConfig {
                 binds: Some(spec.binds.clone()),
                 network_mode: spec.network_host.then(|| "host".to_string()),
@@ -488,15 +498,13 @@ impl DockerEngine {
         strip_ansi(&text)
     }
 
-    /// Remove (forced) every container whose name starts with `prefix` and every image whose
-    /// repository starts with it; returns how many of each. For what Fabric's peer creates
-    /// itself (its chaincode containers and images are named `<network id>-<peer id>-…`).
+    /// Remove (forced) every container whose name starts with `prefix` or whose command
+    /// mentions it, and every image whose repository starts with it; returns how many of each.
+    /// For what Fabric's peer creates itself: its chaincode containers and images are named
+    /// `<network id>-<peer id>-…`, and its unnamed chaincode build container in ccenv runs
+    /// `go build … <package>` (so the package path carries the prefix too).
     pub async fn remove_named(&self, prefix: &str) -> (usize, usize) {
-        let filters = HashMap::from([("name".to_string(), vec![format!("^/?{prefix}")])]);
-        let opts = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
+        let opts = ListContainersOptionsBuilder::default().all(true).build();
         let mut containers = 0;
         for c in self
             .docker
@@ -508,7 +516,8 @@ impl DockerEngine {
                 .names
                 .unwrap_or_default()
                 .iter()
-                .any(|n| n.trim_start_matches('/').starts_with(prefix));
+                .any(|n| n.trim_start_matches('/').starts_with(prefix))
+                || c.command.as_deref().is_some_and(|cmd| cmd.contains(prefix));
             if let (true, Some(id)) = (named, c.id) {
                 self.force_remove(&id).await;
                 containers += 1;
