@@ -269,17 +269,6 @@ pub async fn smoke(
         "imgforge-smoke-{}",
         &engine.session()[..8.min(engine.session().len())]
     );
-    let work = tempfile::Builder::new()
-        .prefix("imgforge-smoke-")
-        .tempdir()
-        .map_err(|e| {
-            Error::io(
-                "smoke",
-                "create temporary directory in",
-                std::env::temp_dir(),
-                e,
-            )
-        })?;
     let mut net = Network {
         engine,
         run_id: run_id.clone(),
@@ -287,9 +276,36 @@ pub async fn smoke(
         keep: opts.keep,
         ports: (0, 0),
     };
-    let result = net
-        .lifecycle(work.path(), &tools, &peer, &orderer, reporter, cancel)
-        .await;
+    // A free port is free when chosen, not necessarily when the orderer or peer binds it (the
+    // engine is shared): on "address already in use" start over with new ports, up to 3 times.
+    let mut attempt = 0;
+    let (work, result) = loop {
+        attempt += 1;
+        let work = tempfile::Builder::new()
+            .prefix("imgforge-smoke-")
+            .tempdir()
+            .map_err(|e| {
+                Error::io(
+                    "smoke",
+                    "create temporary directory in",
+                    std::env::temp_dir(),
+                    e,
+                )
+            })?;
+        let r = net
+            .lifecycle(work.path(), &tools, &peer, &orderer, reporter, cancel)
+            .await;
+        match &r {
+            Err(e) if attempt < 3 && e.to_string().contains("address already in use") => {
+                net.teardown(reporter).await;
+                reporter.event(&Event::Notice {
+                    step: "smoke/start".into(),
+                    message: "a port chosen for the network was taken meanwhile; starting over with new ports".into(),
+                });
+            }
+            _ => break (work, r),
+        }
+    };
     match (&result, opts.keep) {
         (Ok(r), true) => {
             let dir = work.keep();
