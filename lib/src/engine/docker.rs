@@ -350,6 +350,30 @@ where
     (stream, handle, sent)
 }
 
+/// The create request of a container for `spec` with `labels` (`attach`: its output is read).
+fn container_body(
+    spec: &RunSpec,
+    labels: HashMap<String, String>,
+    attach: bool,
+) -> ContainerCreateBody {
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: Some(spec.cmd.clone()),
+        env: Some(spec.env.clone()),
+        working_dir: spec.workdir.clone(),
+        user: spec.user.clone(),
+        labels: Some(labels),
+        attach_stdout: attach.then_some(true),
+        attach_stderr: attach.then_some(true),
+        host_config: Some(HostConfig {
+            binds: Some(spec.binds.clone()),
+            network_mode: spec.network_host.then(|| "host".to_string()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 impl DockerEngine {
     /// Connect as the Docker CLI would (`DOCKER_HOST`, `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`),
     /// negotiate the API version and check that the daemon answers.
@@ -446,20 +470,7 @@ impl DockerEngine {
         if !sweepable {
             labels.retain(|k, _| k != LABEL_LEASE && k != LABEL_SESSION);
         }
-        let body = ContainerCreateBody {
-            image: Some(spec.image.clone()),
-            cmd: Some(spec.cmd.clone()),
-            env: Some(spec.env.clone()),
-            working_dir: spec.workdir.clone(),
-            user: spec.user.clone(),
-            labels: Some(labels),
-            host_config: Some(HostConfig {
-                binds: Some(spec.binds.clone()),
-                network_mode: spec.network_host.then(|| "host".to_string()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let body = container_body(spec, labels, false);
         let created = self
             .docker
             .create_container(
@@ -865,22 +876,7 @@ impl Engine for DockerEngine {
         if cancel.is_cancelled() {
             return Err(EngineError::Cancelled);
         }
-        let body = ContainerCreateBody {
-            image: Some(spec.image.clone()),
-            cmd: Some(spec.cmd.clone()),
-            env: Some(spec.env.clone()),
-            working_dir: spec.workdir.clone(),
-            user: spec.user.clone(),
-            labels: Some(self.labels(&spec.step)),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            host_config: Some(HostConfig {
-                binds: Some(spec.binds.clone()),
-                network_mode: spec.network_host.then(|| "host".to_string()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let body = container_body(spec, self.labels(&spec.step), true);
         let created = self
             .docker
             .create_container(Some(CreateContainerOptionsBuilder::default().build()), body)
