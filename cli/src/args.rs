@@ -139,7 +139,7 @@ pub enum Command {
     /// Build hyperledger/fabric-tools (make tools-docker): a multi-stage build with the
     /// repository root as context, honouring the tree's .dockerignore.
     Tools(ImageArgs),
-    /// Build peer, orderer, ccenv and buildenv (make docker).
+    /// Build peer, orderer, ccenv, buildenv and tools (make docker).
     All(ImageArgs),
     /// Make fabric-baseos from a root filesystem.
     Baseos(BaseArgs),
@@ -182,7 +182,8 @@ pub enum Command {
         #[arg(value_name = "NAME=VALUE")]
         assignments: Vec<String>,
     },
-    /// Remove the build directory; with --images also the images imgforge built in this namespace.
+    /// Remove the build directory imgforge made (only one carrying its marker); with --images also
+    /// the images imgforge built in this namespace.
     Clean {
         /// Also remove images (all tags) of $DOCKER_NS/fabric-* that imgforge built.
         #[arg(long)]
