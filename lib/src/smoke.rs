@@ -398,6 +398,24 @@ impl Network<'_> {
         }
     }
 
+    /// Start the service `<run id>-<role>` from `spec` and wait until its log shows `ready`.
+    async fn start_service(
+        &mut self,
+        role: &str,
+        spec: &RunSpec,
+        ready: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let name = format!("{}-{role}", self.run_id);
+        let id = self
+            .engine
+            .start_service(&name, spec, !self.keep)
+            .await
+            .map_err(|e| Error::engine("smoke/start", e))?;
+        self.services.push((name.clone(), id.clone()));
+        self.wait_for(&id, &name, ready, cancel).await
+    }
+
     async fn wait_for(
         &self,
         id: &str,
@@ -545,15 +563,13 @@ impl Network<'_> {
             network_host: true,
             ..Default::default()
         };
-        let name = format!("{}-orderer", self.run_id);
-        let id = self
-            .engine
-            .start_service(&name, &orderer_spec, !self.keep)
-            .await
-            .map_err(|e| Error::engine("smoke/start", e))?;
-        self.services.push((name.clone(), id.clone()));
-        self.wait_for(&id, &name, "Beginning to serve requests", cancel)
-            .await?;
+        self.start_service(
+            "orderer",
+            &orderer_spec,
+            "Beginning to serve requests",
+            cancel,
+        )
+        .await?;
         let docker_sock = "/var/run/docker.sock:/host/var/run/docker.sock".to_string();
         let peer_spec = RunSpec {
             step: "smoke/peer".into(),
@@ -583,14 +599,7 @@ impl Network<'_> {
             network_host: true,
             ..Default::default()
         };
-        let name = format!("{}-peer", self.run_id);
-        let id = self
-            .engine
-            .start_service(&name, &peer_spec, !self.keep)
-            .await
-            .map_err(|e| Error::engine("smoke/start", e))?;
-        self.services.push((name.clone(), id.clone()));
-        self.wait_for(&id, &name, "Started peer with ID", cancel)
+        self.start_service("peer", &peer_spec, "Started peer with ID", cancel)
             .await?;
         phase_done("start", &mut phases);
         let admin = env(&[
