@@ -26,13 +26,16 @@
 //! contains `.` or `:` or equals `localhost`; a bare 64-character hexadecimal
 //! name is rejected because it reads as an image ID.
 //!
-//! Deliberate differences from Docker (all of them stricter, so anything
-//! accepted here is accepted by Docker):
+//! Deliberate differences from Docker (all of them stricter, so any name or
+//! tag accepted here is accepted by Docker):
 //!
 //! * Docker also treats a first component containing upper case (`Acme/peer`)
 //!   as a registry host called `Acme`. That is almost always a mistyped
 //!   namespace, so here it is reported as "repository name must be lowercase"
 //!   (write `acme:5000/peer` or `acme.example.com/peer` for a real host).
+//! * A first component with `.` or `:` is always a registry host here, so
+//!   `ex_ample.com/x` has an invalid host name; Docker falls back to reading
+//!   it as a path without a domain.
 //! * Whitespace, control and non-ASCII characters are always rejected with a
 //!   dedicated message: they would inject lines into a generated Dockerfile.
 //! * [`ImageRef::parse`] rejects digests (`@sha256:…`) with "digests are not
@@ -40,6 +43,18 @@
 //!   [`validate_digest`] to check a digest on its own.
 //! * [`ImageRef::parse`] also rejects a 64-hex repository name followed by a
 //!   tag.
+//!
+//! Why this is hand-written: oci-spec's `distribution::Reference` (which
+//! oci-client re-exports) was run with Docker's distribution/reference over
+//! the case table in the tests (`case_table`: Docker's own test inputs and
+//! imgforge's). It agrees with Docker except that it has no IPv6 hosts, lets
+//! non-ASCII letters into tags, accepts a bare 64-hex name and upper-case
+//! sha256 hex, and reads `UPPER/x` as a Docker Hub path and `ex_ample.com/x`
+//! as registry `ex_ample.com`. Above all it answers only yes or no, while
+//! every problem reported here names the offending character and its
+//! position; a wrapper would need the walk below anyway. The table keeps
+//! oci-spec's verdict on each input, so an oci-spec upgrade that changes one
+//! shows up there.
 
 // `ReferenceError` is 128 bytes; its shape (owned field, value, problem and
 // hint) is the public API, and errors are only built on the cold path.
@@ -197,7 +212,9 @@ pub fn validate_repository(field: &str, value: &str) -> Result<(), ReferenceErro
 /// `[A-Za-z][A-Za-z0-9]*([-_+.][A-Za-z][A-Za-z0-9]*)*` and hex
 /// `[0-9a-fA-F]{32,}`, as in distribution/reference `regexp.go`; `sha256`,
 /// `sha384` and `sha512` need exactly 64, 96 and 128 lowercase hex digits, as
-/// in go-digest.
+/// in go-digest. This is the grammar only: Docker's go-digest also refuses
+/// upper-case algorithm names (`SHA256:…`) and algorithms it has no
+/// implementation for (`custom:…`).
 ///
 /// # Errors
 ///
@@ -1055,25 +1072,6 @@ mod tests {
     }
 
     #[test]
-    fn tags_valid() {
-        let long = "A".repeat(128);
-        let cases = [
-            "latest",
-            "amd64-1.4.12-snapshot-56c2b126e",
-            "_x",
-            "1.4",
-            "a.b-c_D",
-            "5000",
-            long.as_str(),
-        ];
-        for tag in cases {
-            if let Err(e) = validate_tag(F, tag) {
-                panic!("tag {tag:?} rejected: {e}");
-            }
-        }
-    }
-
-    #[test]
     fn tags_invalid() {
         let long = "a".repeat(129);
         let long_bad_start = format!("-{}", "a".repeat(200));
@@ -1142,38 +1140,6 @@ mod tests {
             err.problem,
             "tag is 129 characters, at most 128 are allowed"
         );
-    }
-
-    #[test]
-    fn repositories_valid() {
-        let upper_dom = format!("Localhost.Example:5000/{}", "p");
-        let ns_hex = format!("ns/{}", hex64());
-        let hex63 = hex64()[..63].to_owned();
-        let cases = [
-            "hyperledger/fabric-peer",
-            "fabric-peer",
-            "localhost",
-            "test.com",
-            "localhost/fabric-peer",
-            "localhost:5000/ns/peer",
-            "[::1]:5000/ns/peer",
-            "test.com/peer",
-            "pe__er",
-            "pe--er",
-            "pe---er",
-            "pe.er",
-            "pe_er",
-            "a.b_c__d-e--f",
-            "0/1/2",
-            upper_dom.as_str(),
-            ns_hex.as_str(),
-            hex63.as_str(),
-        ];
-        for repo in cases {
-            if let Err(e) = validate_repository(F, repo) {
-                panic!("repository {repo:?} rejected: {e}");
-            }
-        }
     }
 
     #[test]
@@ -1551,5 +1517,398 @@ mod tests {
             );
             assert_eq!(err.what, "digest");
         }
+    }
+
+    // -----------------------------------------------------------------------
+    // The case table: Docker's verdicts against oci-spec's and imgforge's.
+
+    /// The question a row of the case table asks.
+    #[derive(Debug, Clone, Copy)]
+    enum Check {
+        /// [`ImageRef::parse`]; Docker: `ParseNormalizedNamed`.
+        Ref,
+        /// [`validate_repository`]; Docker: `ParseNormalizedNamed`, neither tagged
+        /// nor digested.
+        Repo,
+        /// [`validate_namespace`]; Docker: `ParseNormalizedNamed` of the value joined
+        /// with `/fabric-peer`.
+        Ns,
+        /// [`validate_tag`]; Docker: `WithTag`.
+        Tag,
+        /// [`validate_digest`]; Docker: go-digest `Parse` with sha256, sha384 and
+        /// sha512 registered.
+        Digest,
+    }
+    use Check::*;
+
+    fn imgforge_accepts(check: Check, value: &str) -> bool {
+        match check {
+            Ref => ImageRef::parse(F, value).is_ok(),
+            Repo => validate_repository(F, value).is_ok(),
+            Ns => validate_namespace(F, value).is_ok(),
+            Tag => validate_tag(F, value).is_ok(),
+            Digest => validate_digest(F, value).is_ok(),
+        }
+    }
+
+    /// The same question put to oci-spec's `distribution::Reference` (which
+    /// oci-client re-exports): a namespace is joined with `/fabric-peer`, a tag
+    /// is parsed as `x:TAG` and a digest as `x@DIGEST`.
+    fn oci_spec_accepts(check: Check, value: &str) -> bool {
+        use oci_spec::distribution::Reference;
+        let parse = |s: &str| s.parse::<Reference>().ok();
+        match check {
+            Ref => parse(value).is_some(),
+            Repo => {
+                // oci-spec fills in the tag "latest", so look for a tag or digest in the text.
+                let last = &value[value.rfind('/').map_or(0, |i| i + 1)..];
+                parse(value).is_some() && !last.contains(':') && !value.contains('@')
+            }
+            Ns => parse(&format!("{value}/fabric-peer")).is_some(),
+            Tag => parse(&format!("x:{value}"))
+                .is_some_and(|r| r.tag() == Some(value) && r.digest().is_none()),
+            Digest => parse(&format!("x@{value}")).is_some_and(|r| r.digest() == Some(value)),
+        }
+    }
+
+    /// Rows `(check, verdicts, input)`. The verdicts are three letters, `Y`
+    /// accepted or `N` rejected, in the order Docker, oci-spec, imgforge. Docker's
+    /// were recorded with distribution/reference at commit 0965666 (Go, outside
+    /// this repository); oci-spec's and imgforge's are checked by `case_table`.
+    /// A comment names the reason of each disagreement.
+    ///
+    /// Docker's rows are the inputs of its `reference_test.go` (TestReferenceParse,
+    /// TestWithNameFailure), `normalize_test.go` (TestValidateReferenceName,
+    /// TestValidateRemoteName) and `regexp_test.go` (the domain cases as
+    /// namespaces, the name, reference and identifier cases as references).
+    #[rustfmt::skip]
+    const DOCKER_CASES: &[(Check, &str, &str)] = &[
+        (Ref,    "YYY", "test_com"),
+        (Ref,    "YYY", "test.com:tag"),
+        (Ref,    "YYY", "test.com:5000"),
+        (Ref,    "YYY", "test.com/repo:tag"),
+        (Ref,    "YYY", "test:5000/repo"),
+        (Ref,    "YYY", "test:5000/repo:tag"),
+        (Ref,    "YYN", "test:5000/repo@sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"), // digest refused by policy
+        (Ref,    "YYN", "test:5000/repo:tag@sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"), // digest refused by policy
+        (Ref,    "NNN", ""),
+        (Ref,    "NNN", ":justtag"),
+        (Ref,    "NNN", "@sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"),
+        (Ref,    "NNN", "repo@sha256:ffffffffffffffffffffffffffffffffff"),
+        (Ref,    "NNN", "validname@invaliddigest:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"),
+        (Ref,    "YYN", "validname@sha512:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"), // digest refused by policy
+        (Ref,    "NNN", "Uppercase:tag"),
+        (Ref,    "YYN", "Uppercase/lowercase:tag"), // upper-case first component
+        (Ref,    "NNN", "test:5000/Uppercase/lowercase:tag"),
+        (Ref,    "YYY", "lowercase:Uppercase"),
+        (Ref,    "NNN", "aa/asdf$$^/aa"),
+        (Ref,    "YYY", "sub-dom1.foo.com/bar/baz/quux"),
+        (Ref,    "YYY", "sub-dom1.foo.com/bar/baz/quux:some-long-tag"),
+        (Ref,    "YYY", "b.gcr.io/test.example.com/my-app:test.example.com"),
+        (Ref,    "YYY", "xn--n3h.com/myimage:xn--n3h.com"),
+        (Ref,    "YYN", "xn--7o8h.com/myimage:xn--7o8h.com@sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"), // digest refused by policy
+        (Ref,    "YYY", "foo_bar.com:8080"),
+        (Ref,    "YYY", "foo/foo_bar.com:8080"),
+        (Ref,    "YYY", "192.168.1.1"),
+        (Ref,    "YYY", "192.168.1.1:tag"),
+        (Ref,    "YYY", "192.168.1.1:5000"),
+        (Ref,    "YYY", "192.168.1.1/repo"),
+        (Ref,    "YYY", "192.168.1.1:5000/repo"),
+        (Ref,    "YYY", "192.168.1.1:5000/repo:5050"),
+        (Ref,    "NNN", "[2001:db8::1]"),
+        (Ref,    "NNN", "[2001:db8::1]:5000"),
+        (Ref,    "NNN", "[2001:db8::1]:tag"),
+        (Ref,    "YNY", "[2001:db8::1]/repo"), // IPv6 host
+        (Ref,    "YNY", "[2001:db8:1:2:3:4:5:6]/repo:tag"), // IPv6 host
+        (Ref,    "YNY", "[2001:db8::1]:5000/repo"), // IPv6 host
+        (Ref,    "YNY", "[2001:db8::1]:5000/repo:tag"), // IPv6 host
+        (Ref,    "YNN", "[2001:db8::1]:5000/repo@sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"), // digest refused by policy; IPv6
+        (Ref,    "YNN", "[2001:db8::1]:5000/repo:tag@sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"), // digest refused by policy; IPv6
+        (Ref,    "YNY", "[2001:db8::]:5000/repo"), // IPv6 host
+        (Ref,    "YNY", "[::1]:5000/repo"), // IPv6 host
+        (Ref,    "NNN", "[fe80::1%eth0]:5000/repo"),
+        (Ref,    "NNN", "[fe80::1%@invalidzone]:5000/repo"),
+        (Ref,    "YYY", "example.com/repo:tag"),
+        (Ref,    "YYY", "docker/docker"),
+        (Ref,    "YYY", "library/debian"),
+        (Ref,    "YYY", "debian"),
+        (Ref,    "YYY", "localhost/library/debian"),
+        (Ref,    "YYY", "localhost/debian"),
+        (Ref,    "YYN", "LOCALDOMAIN/library/debian"), // upper-case first component
+        (Ref,    "YYN", "LOCALDOMAIN/debian"), // upper-case first component
+        (Ref,    "YYY", "docker.io/docker/docker"),
+        (Ref,    "YYY", "docker.io/library/debian"),
+        (Ref,    "YYY", "docker.io/debian"),
+        (Ref,    "YYY", "index.docker.io/docker/docker"),
+        (Ref,    "YYY", "index.docker.io/library/debian"),
+        (Ref,    "YYY", "index.docker.io/debian"),
+        (Ref,    "YYY", "127.0.0.1:5000/docker/docker"),
+        (Ref,    "YYY", "127.0.0.1:5000/library/debian"),
+        (Ref,    "YYY", "127.0.0.1:5000/debian"),
+        (Ref,    "YYY", "192.168.0.1"),
+        (Ref,    "YYY", "192.168.0.1:80"),
+        (Ref,    "YYY", "192.168.0.1:8/debian"),
+        (Ref,    "YYY", "192.168.0.2:25000/debian"),
+        (Ref,    "YYY", "thisisthesongthatneverendsitgoesonandonandonthisisthesongthatnev"),
+        (Ref,    "YNY", "[fc00::1]:5000/docker"), // IPv6 host
+        (Ref,    "YNY", "[fc00::1]:5000/docker/docker"), // IPv6 host
+        (Ref,    "YNY", "[fc00:1:2:3:4:5:6:7]:5000/library/debian"), // IPv6 host
+        (Ref,    "YYY", "docker.io/1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a"),
+        (Ref,    "YYN", "Docker/docker"), // upper-case first component
+        (Ref,    "YYN", "DOCKER/docker"), // upper-case first component
+        (Ref,    "NNN", "https://github.com/docker/docker"),
+        (Ref,    "NNN", "docker/Docker"),
+        (Ref,    "NNN", "-docker"),
+        (Ref,    "NNN", "-docker/docker"),
+        (Ref,    "NNN", "-docker.io/docker/docker"),
+        (Ref,    "NNN", "docker///docker"),
+        (Ref,    "NNN", "docker.io/docker/Docker"),
+        (Ref,    "NNN", "docker.io/docker///docker"),
+        (Ref,    "NNN", "[fc00::1]"),
+        (Ref,    "NNN", "[fc00::1]:5000"),
+        (Ref,    "NNN", "fc00::1:5000/debian"),
+        (Ref,    "NNN", "[fe80::1%eth0]:5000/debian"),
+        (Ref,    "NNN", "[2001:db8:3:4::192.0.2.33]:5000/debian"),
+        (Ref,    "NYN", "1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a"), // 64-hex name
+        (Ref,    "YYY", "docker-rules/docker"),
+        (Ref,    "YYY", "docker---rules/docker"),
+        (Ref,    "YYY", "doc/docker"),
+        (Ref,    "YYY", "d/docker"),
+        (Ref,    "YYY", "jess/t"),
+        (Ref,    "YYY", "dock__er/docker"),
+        (Ref,    "NNN", "docker-/docker"),
+        (Ref,    "NNN", "-docker-/docker"),
+        (Ref,    "NNN", "____/____"),
+        (Ref,    "NNN", "_docker/_docker"),
+        (Ref,    "NNN", "dock..er/docker"),
+        (Ref,    "NNN", "dock_.er/docker"),
+        (Ref,    "NNN", "dock-.er/docker"),
+        (Ref,    "NNN", "docker/"),
+        (Ref,    "NNN", "this_is_not_a_valid_namespace_because_its_lenth_is_greater_than_255_this_is_not_a_valid_namespace_because_its_lenth_is_greater_than_255_this_is_not_a_valid_namespace_because_its_lenth_is_greater_than_255_this_is_not_a_valid_namespace_because_its_lenth_is_greater_than_255/docker"),
+        (Ns,     "YYY", "test.com"),
+        (Ns,     "YYY", "test.com:10304"),
+        (Ns,     "NNN", "test.com:http"),
+        (Ns,     "YYY", "localhost"),
+        (Ns,     "YYY", "localhost:8080"),
+        (Ns,     "YYY", "a"),
+        (Ns,     "YYY", "a.b"),
+        (Ns,     "YYY", "ab.cd.com"),
+        (Ns,     "YYY", "a-b.com"),
+        (Ns,     "NNN", "-ab.com"),
+        (Ns,     "NNN", "ab-.com"),
+        (Ns,     "YYY", "ab.c-om"),
+        (Ns,     "NNN", "ab.-com"),
+        (Ns,     "NNN", "ab.com-"),
+        (Ns,     "YYY", "0101.com"),
+        (Ns,     "YYY", "001a.com"),
+        (Ns,     "YYY", "b.gbc.io:443"),
+        (Ns,     "YYY", "b.gbc.io"),
+        (Ns,     "YYY", "xn--n3h.com"),
+        (Ns,     "YYY", "Asdf.com"),
+        (Ns,     "YYY", "192.168.1.1:75050"),
+        (Ns,     "YYY", "192.168.1.1:750050"),
+        (Ns,     "YNY", "[fd00:1:2::3]:75050"), // IPv6 host
+        (Ns,     "NNN", "[fd00:1:2::3]75050"),
+        (Ns,     "NNN", "[fd00:1:2::3]::75050"),
+        (Ns,     "NNN", "[fd00:1:2::3%eth0]:75050"),
+        (Ns,     "YNY", "[fd00123123123]:75050"), // IPv6 host
+        (Ns,     "YNY", "[2001:0db8:85a3:0000:0000:8a2e:0370:7334]:75050"), // IPv6 host
+        (Ns,     "YNY", "[2001:0db8:85a3:0000:0000:8a2e:0370:7334]:750505"), // IPv6 host
+        (Ns,     "NNN", "fd00:1:2::3:75050"),
+        (Ref,    "YYY", "short"),
+        (Ref,    "YYY", "simple/name"),
+        (Ref,    "YYY", "library/ubuntu"),
+        (Ref,    "YYY", "docker/stevvooe/app"),
+        (Ref,    "YYY", "aa/aa/aa/aa/aa/aa/aa/aa/aa/bb/bb/bb/bb/bb/bb"),
+        (Ref,    "YYY", "aa/aa/bb/bb/bb"),
+        (Ref,    "YYY", "a/a/a/a"),
+        (Ref,    "NNN", "a/a/a/a/"),
+        (Ref,    "NNN", "a//a/a"),
+        (Ref,    "YYY", "a"),
+        (Ref,    "YYY", "a/aa"),
+        (Ref,    "YYY", "a/aa/a"),
+        (Ref,    "YYY", "foo.com"),
+        (Ref,    "NNN", "foo.com/"),
+        (Ref,    "YYY", "foo.com:8080/bar"),
+        (Ref,    "NNN", "foo.com:http/bar"),
+        (Ref,    "YYY", "foo.com/bar"),
+        (Ref,    "YYY", "foo.com/bar/baz"),
+        (Ref,    "YYY", "localhost:8080/bar"),
+        (Ref,    "YYY", "blog.foo.com/bar/baz"),
+        (Ref,    "NNN", "a^a"),
+        (Ref,    "NNN", "asdf$$^/aa"),
+        (Ref,    "YYY", "aa-a/a"),
+        (Ref,    "NNN", "a-/a/a/a"),
+        (Ref,    "NNN", "foo.com/a-/a/a"),
+        (Ref,    "NNN", "-foo/bar"),
+        (Ref,    "NNN", "foo/bar-"),
+        (Ref,    "NNN", "foo-/bar"),
+        (Ref,    "NNN", "foo/-bar"),
+        (Ref,    "NNN", "_foo/bar"),
+        (Ref,    "YYY", "foo_bar"),
+        (Ref,    "YYY", "foo_bar.com"),
+        (Ref,    "NNN", "foo_bar.com:8080/app"),
+        (Ref,    "YYY", "foo.com/foo_bar"),
+        (Ref,    "NNN", "docker_/docker_"),
+        (Ref,    "YYY", "b.gcr.io/test.example.com/my-app"),
+        (Ref,    "YYY", "xn--n3h.com/myimage"),
+        (Ref,    "YYY", "xn--7o8h.com/myimage"),
+        (Ref,    "YYY", "example.com/xn--7o8h.com/myimage"),
+        (Ref,    "YYY", "example.com/some_separator__underscore/myimage"),
+        (Ref,    "NNN", "example.com/__underscore/myimage"),
+        (Ref,    "NNN", "example.com/..dots/myimage"),
+        (Ref,    "NNN", "example.com/.dots/myimage"),
+        (Ref,    "NNN", "example.com/nodouble..dots/myimage"),
+        (Ref,    "NNN", "docker./docker"),
+        (Ref,    "NNN", ".docker/docker"),
+        (Ref,    "NNN", "do..cker/docker"),
+        (Ref,    "NNN", "do__cker:8080/docker"),
+        (Ref,    "YYY", "do__cker/docker"),
+        (Ref,    "YYY", "registry.io/foo/project--id.module--name.ver---sion--name"),
+        (Ref,    "YYY", "Asdf.com/foo/bar"),
+        (Ref,    "NNN", "Foo/FarB"),
+        (Ref,    "YYY", "registry.com:8080/myapp:tag"),
+        (Ref,    "YYN", "registry.com:8080/myapp@sha256:be178c0543eb17f5f3043021c9e5fcf30285e557a4fc309cce97ff9ca6182912"), // digest refused by policy
+        (Ref,    "YYN", "registry.com:8080/myapp:tag2@sha256:be178c0543eb17f5f3043021c9e5fcf30285e557a4fc309cce97ff9ca6182912"), // digest refused by policy
+        (Ref,    "NNN", "registry.com:8080/myapp@sha256:badbadbadbad"),
+        (Ref,    "NNN", "registry.com:8080/myapp:invalid~tag"),
+        (Ref,    "NNN", "bad_hostname.com:8080/myapp:tag"),
+        (Ref,    "YYN", "localhost:8080/name@sha256:be178c0543eb17f5f3043021c9e5fcf30285e557a4fc309cce97ff9ca6182912"), // digest refused by policy
+        (Ref,    "NNN", "localhost:http/name@sha256:be178c0543eb17f5f3043021c9e5fcf30285e557a4fc309cce97ff9ca6182912"),
+        (Ref,    "YYN", "localhost@sha256:be178c0543eb17f5f3043021c9e5fcf30285e557a4fc309cce97ff9ca6182912"), // digest refused by policy
+        (Ref,    "NNN", "registry.com:8080/myapp@bad"),
+        (Ref,    "NNN", "registry.com:8080/myapp@2bad"),
+        (Ref,    "NYN", "da304e823d8ca2b9d863a3c897baeb852ba21ea9a9f1414736394ae7fcaf9821"), // 64-hex name
+        (Ref,    "NNN", "7EC43B381E5AEFE6E04EFB0B3F0693FF2A4A50652D64AEC573905F2DB5889A1C"),
+        (Ref,    "YYY", "da304e823d8ca2b9d863a3c897baeb852ba21ea9a9f1414736394ae7fcaf"),
+        (Ref,    "YYY", "sha256:da304e823d8ca2b9d863a3c897baeb852ba21ea9a9f1414736394ae7fcaf9821"),
+        (Ref,    "YYY", "da304e823d8ca2b9d863a3c897baeb852ba21ea9a9f1414736394ae7fcaf98218482"),
+    ];
+
+    /// imgforge's own rows, in the same shape as [`DOCKER_CASES`].
+    #[rustfmt::skip]
+    const IMGFORGE_CASES: &[(Check, &str, &str)] = &[
+        (Repo,   "YYY", "hyperledger/fabric-peer"),
+        (Repo,   "YYY", "fabric-peer"),
+        (Repo,   "YYY", "localhost"),
+        (Repo,   "YYY", "test.com"),
+        (Repo,   "YYY", "localhost/fabric-peer"),
+        (Repo,   "YYY", "localhost:5000/ns/peer"),
+        (Repo,   "YNY", "[::1]:5000/ns/peer"), // IPv6 host
+        (Repo,   "YYY", "test.com/peer"),
+        (Repo,   "YYY", "pe__er"),
+        (Repo,   "YYY", "pe--er"),
+        (Repo,   "YYY", "pe---er"),
+        (Repo,   "YYY", "pe.er"),
+        (Repo,   "YYY", "pe_er"),
+        (Repo,   "YYY", "a.b_c__d-e--f"),
+        (Repo,   "YYY", "0/1/2"),
+        (Repo,   "YYY", "Localhost.Example:5000/p"),
+        (Tag,    "YYY", "latest"),
+        (Tag,    "YYY", "amd64-1.4.12-snapshot-56c2b126e"),
+        (Tag,    "YYY", "_x"),
+        (Tag,    "YYY", "1.4"),
+        (Tag,    "YYY", "a.b-c_D"),
+        (Tag,    "YYY", "5000"),
+        (Ref,    "YYN", "UPPER/x"), // upper-case first component
+        (Ref,    "YYN", "Acme/peer"), // upper-case first component
+        (Ref,    "NYN", "peer:\u{e9}"), // non-ASCII tag
+        (Tag,    "NYN", "\u{e9}"), // non-ASCII tag
+        (Ref,    "YYN", "ex_ample.com/x"), // '_' in a would-be host
+        (Ns,     "YYN", "Acme"), // upper-case first component
+        (Ns,     "YYN", "foo_bar.com"), // '_' in a would-be host
+        (Ns,     "YYN", "a.b_c__d-e--f"), // '_' in a would-be host
+        (Ns,     "YYY", "Registry.Example.COM/team"),
+        (Ns,     "YNY", "[::1]:5000"), // IPv6 host
+        (Ns,     "YNY", "[fe80::1]/ns"), // IPv6 host
+        (Ns,     "NNN", "[::1"),
+        (Ns,     "NNN", "pe..er"),
+        (Ns,     "NNN", "acme/"),
+        (Ns,     "NNN", "/acme"),
+        (Ref,    "NNN", "[::1]:5000"),
+        (Ref,    "YNY", "[::1]:5000/ns/peer:1.0"), // IPv6 host
+        (Ref,    "NNN", "peer:1.0\n"),
+        (Ref,    "NNN", "pe er"),
+        (Ref,    "NNN", "peer:"),
+        (Ref,    "NNN", "peer:a:b"),
+        (Ref,    "NNN", "Peer:Latest"),
+        (Repo,   "NNN", "peer:1.0"),
+        (Tag,    "NNN", "1.0\n"),
+        (Tag,    "NNN", "-x"),
+        (Tag,    "NNN", "v+1"),
+    ];
+
+    /// Rows with long or computed inputs, in the same shape.
+    #[rustfmt::skip]
+    fn computed_cases() -> Vec<(Check, &'static str, String)> {
+        vec![
+            (Ref,    "NNN", format!("domain/{}:tag", "a".repeat(256))),
+            (Ref,    "YYY", format!("{}a:tag-puts-this-over-max", "a/".repeat(127))),
+            (Ref,    "YYY", format!("example.com/{}:tag", "a".repeat(255))),
+            (Ref,    "NNN", format!("example.com/{}", "a".repeat(256))),
+            (Ref,    "NNN", format!("{}a", "a/".repeat(128))),
+            (Repo,   "YYY", format!("ns/{}", hex64())),
+            (Repo,   "YYY", hex64()[..63].to_owned()),
+            (Repo,   "NYN", hex64()), // 64-hex name
+            (Repo,   "NNN", hex64().to_ascii_uppercase()),
+            (Ref,    "YYN", format!("{}:latest", hex64())), // 64-hex name
+            (Repo,   "YYY", "a".repeat(247)),
+            (Repo,   "NNN", "a".repeat(248)),
+            (Repo,   "NNN", format!("docker.io/{}", "a".repeat(248))),
+            (Repo,   "YYY", format!("localhost/{}", "a".repeat(248))),
+            (Ns,     "NNY", "a".repeat(248)), // namespace checked alone
+            (Tag,    "YYY", "A".repeat(128)),
+            (Tag,    "NNN", "a".repeat(129)),
+            (Digest, "YYY", format!("sha256:{}", hex64())),
+            (Digest, "NYN", format!("sha256:{}", hex64().to_ascii_uppercase())), // upper-case sha256 hex
+            (Digest, "NNN", format!("sha256:{}", &hex64()[..63])),
+            (Digest, "NNN", format!("sha256:{}0", hex64())),
+            (Digest, "YYY", format!("sha384:{}{}", hex64(), &hex64()[..32])),
+            (Digest, "YYY", format!("sha512:{}{}", hex64(), hex64())),
+            (Digest, "NNY", format!("custom:{}", &hex64()[..32])), // algorithm: grammar only
+            (Digest, "NNN", format!("custom:{}", &hex64()[..31])),
+            (Digest, "NNY", format!("multihash+base58.v2:{}", &hex64()[..32])), // algorithm: grammar only
+            (Digest, "NNY", format!("SHA256:{}", hex64())), // algorithm: grammar only
+            (Digest, "NNN", format!("1sha:{}", hex64())),
+            (Digest, "NNN", hex64()),
+            (Ref,    "YYN", format!("peer@sha256:{}", hex64())), // digest refused by policy
+        ]
+    }
+
+    /// Every row of the case table gets the verdicts it records from oci-spec and
+    /// from imgforge, and imgforge never accepts a name or tag that Docker
+    /// rejects. When an oci-spec upgrade changes a verdict this fails and names
+    /// the row.
+    #[test]
+    fn case_table() {
+        let rows = DOCKER_CASES
+            .iter()
+            .chain(IMGFORGE_CASES)
+            .map(|&(check, verdicts, value)| (check, verdicts, value.to_owned()))
+            .chain(computed_cases());
+        let mut wrong = Vec::new();
+        for (check, verdicts, value) in rows {
+            let expected: Vec<bool> = verdicts.chars().map(|c| c == 'Y').collect();
+            let [docker, oci, ours] = expected[..] else {
+                panic!("{value:?}: bad verdicts {verdicts:?}");
+            };
+            let got = (
+                oci_spec_accepts(check, &value),
+                imgforge_accepts(check, &value),
+            );
+            if got != (oci, ours) {
+                wrong.push(format!(
+                    "{check:?} {value:?}: expected oci-spec {oci}, imgforge {ours}; got {got:?}"
+                ));
+            }
+            // Stricter than Docker, never looser: a namespace is checked alone (not
+            // joined with an image name), and a digest's algorithm by grammar only.
+            if ours && !docker && matches!(check, Ref | Repo | Tag) {
+                wrong.push(format!(
+                    "{check:?} {value:?}: accepted, but Docker rejects it"
+                ));
+            }
+        }
+        assert!(wrong.is_empty(), "case table:\n{}", wrong.join("\n"));
     }
 }
