@@ -4,30 +4,27 @@
 //! `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH` for TLS, else `unix:///var/run/docker.sock`. The
 //! API version is negotiated with the daemon (imgforge works with Engine API ≥ 1.41).
 
+use super::stream::{interpret, strip_ansi, BuildMessage, LineDecoder};
 use super::*;
 use crate::archive::write_tree_archive;
 use crate::archive::ArchiveOptions;
 use crate::event::{Event, Reporter};
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    ListContainersOptionsBuilder, ListImagesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
+    AttachContainerOptionsBuilder, BuildImageOptionsBuilder, CreateContainerOptionsBuilder,
+    CreateImageOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    TagImageOptionsBuilder,
 };
 use bollard::Docker;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::mpsc;
 
-/// Longest line kept, in bytes; longer runs without a newline are split.
-const MAX_LINE: usize = 64 * 1024;
-/// Lines of output kept for error messages.
-const TAIL_LINES: usize = 30;
 /// Chunk size of streamed uploads, in bytes; with [`UPLOAD_QUEUE`] this bounds the memory an
 /// upload uses (4 × 256 KiB).
 const UPLOAD_CHUNK: usize = 256 * 1024;
@@ -184,77 +181,6 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
     )
 }
 
-/// Remove terminal colour sequences (`ESC [ … m`) that the classic builder puts around a
-/// step's stderr, so logs and error messages stay plain text.
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' && chars.peek() == Some(&'[') {
-            chars.next();
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Collects text into lines, keeping the last [`TAIL_LINES`].
-#[derive(Default)]
-struct LineSplitter {
-    partial: String,
-    tail: VecDeque<String>,
-}
-
-impl LineSplitter {
-    /// Feed text; returns complete lines.
-    fn feed(&mut self, text: &str) -> Vec<String> {
-        self.partial.push_str(text);
-        let mut lines = Vec::new();
-        // Output without newlines (progress bars redrawn with \r, binary junk) must not grow
-        // without bound: cut it into lines of at most MAX_LINE bytes.
-        while !self.partial.contains('\n') && self.partial.len() > MAX_LINE {
-            let mut cut = MAX_LINE;
-            while !self.partial.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            let line: String = self.partial.drain(..cut).collect();
-            let line = strip_ansi(&line);
-            self.keep(&line);
-            lines.push(line);
-        }
-        while let Some(pos) = self.partial.find('\n') {
-            let line: String = self.partial.drain(..=pos).collect();
-            let line = strip_ansi(line.trim_end_matches(['\n', '\r']));
-            self.keep(&line);
-            lines.push(line);
-        }
-        lines
-    }
-    fn finish(&mut self) -> Option<String> {
-        if self.partial.is_empty() {
-            return None;
-        }
-        let line = std::mem::take(&mut self.partial);
-        self.keep(&line);
-        Some(line)
-    }
-    fn keep(&mut self, line: &str) {
-        if self.tail.len() == TAIL_LINES {
-            self.tail.pop_front();
-        }
-        self.tail.push_back(line.to_string());
-    }
-    fn tail(&self) -> Vec<String> {
-        self.tail.iter().cloned().collect()
-    }
-}
-
 /// Force-removes a container when dropped while still armed (`id` is `Some`).
 struct RemoveOnDrop {
     docker: Docker,
@@ -276,49 +202,13 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-/// A `Write` that sends fixed-size chunks into a bounded channel: the bridge between a
-/// blocking archive writer and an async HTTP body.
-struct ChannelWriter {
-    tx: mpsc::Sender<io::Result<Bytes>>,
-    buf: Vec<u8>,
-    sent: std::sync::Arc<AtomicU64>,
-}
-
-impl ChannelWriter {
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(
-            &mut self.buf,
-            Vec::with_capacity(UPLOAD_CHUNK),
-        ));
-        self.sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the engine stopped reading the upload",
-            )
-        })
-    }
-}
-
-impl io::Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let n = data.len().min(UPLOAD_CHUNK - self.buf.len());
-        self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() == UPLOAD_CHUNK {
-            self.send()?;
-        }
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.send()
-    }
-}
-
-/// Run `producer` on a blocking thread and expose what it writes as a byte stream with at most
-/// [`UPLOAD_QUEUE`] chunks buffered. The join handle yields the producer's result.
+/// Run `producer` on a blocking thread and expose what it writes as a byte stream: the writer
+/// is a [`SyncIoBridge`](tokio_util::io::SyncIoBridge) over a [`tokio::io::duplex`] pipe of
+/// [`UPLOAD_QUEUE`] × [`UPLOAD_CHUNK`] bytes, read by a
+/// [`ReaderStream`](tokio_util::io::ReaderStream) in chunks of `UPLOAD_CHUNK`, so the producer
+/// stalls when the engine reads slower and memory stays bounded. When the producer fails, the
+/// stream ends with that error (not with a clean end of a truncated body). The join handle
+/// yields the producer's result; the counter is the bytes the stream has handed on.
 fn stream_from_writer<F>(
     producer: F,
 ) -> (
@@ -329,25 +219,35 @@ fn stream_from_writer<F>(
 where
     F: FnOnce(&mut dyn io::Write) -> io::Result<()> + Send + 'static,
 {
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(UPLOAD_QUEUE);
-    let sent = std::sync::Arc::new(AtomicU64::new(0));
-    let mut w = ChannelWriter {
-        tx: tx.clone(),
-        buf: Vec::with_capacity(UPLOAD_CHUNK),
-        sent: sent.clone(),
-    };
+    // a duplex pipe used one way: when the engine stops reading (the body is dropped), the
+    // producer's next write fails with BrokenPipe instead of waiting forever
+    let (reader, writer) = tokio::io::duplex(UPLOAD_QUEUE * UPLOAD_CHUNK);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<io::Error>();
     let handle = tokio::task::spawn_blocking(move || {
+        let mut w =
+            io::BufWriter::with_capacity(UPLOAD_CHUNK, tokio_util::io::SyncIoBridge::new(writer));
         let r = producer(&mut w).and_then(|_| io::Write::flush(&mut w));
+        // Close the pipe also after an error, so the reader sees the end before the error item.
+        // (`into_parts` drops unflushed bytes.)
+        let (mut bridge, _) = w.into_parts();
+        let r = r.and(bridge.shutdown());
         if let Err(e) = &r {
-            // Make the upload fail instead of ending cleanly with a truncated body.
-            let _ = tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
+            // the reader sees this after the bytes written so far
+            let _ = done_tx.send(io::Error::new(e.kind(), e.to_string()));
         }
         r
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    (stream, handle, sent)
+    let sent = std::sync::Arc::new(AtomicU64::new(0));
+    let counter = sent.clone();
+    let data =
+        tokio_util::io::ReaderStream::with_capacity(reader, UPLOAD_CHUNK).inspect(move |chunk| {
+            if let Ok(c) = chunk {
+                counter.fetch_add(c.len() as u64, Ordering::Relaxed);
+            }
+        });
+    // after the data: the producer's error, if it had one (a dropped sender means success)
+    let end = futures_util::stream::once(done_rx).filter_map(|r| async move { r.ok().map(Err) });
+    (data.chain(end), handle, sent)
 }
 
 /// The create request of a container for `spec` with `labels` (`attach`: its output is read).
@@ -598,25 +498,34 @@ impl DockerEngine {
         spec: &RunSpec,
         reporter: &dyn Reporter,
     ) -> Result<RunOutput, EngineError> {
+        // Attached before the start, so nothing is missed, and raw: the bytes the process
+        // wrote, in the frames it wrote them. Following the logs instead goes through the log
+        // driver, which cuts lines at 16 KiB and turns a character split there into U+FFFD
+        // (fixtures/logs-long-utf8-line.bin).
+        let opts = AttachContainerOptionsBuilder::default()
+            .stream(true)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let mut logs = self
+            .docker
+            .attach_container(id, Some(opts))
+            .await
+            .map_err(|e| api(format!("attach to container from {}", spec.image), e))?
+            .output;
         self.docker
             .start_container(id, None)
             .await
             .map_err(|e| api(format!("start container from {}", spec.image), e))?;
-        let opts = LogsOptionsBuilder::default()
-            .follow(true)
-            .stdout(true)
-            .stderr(true)
-            .build();
-        let mut logs = self.docker.logs(id, Some(opts));
-        let mut out = LineSplitter::default();
-        let mut err = LineSplitter::default();
+        let mut out = LineDecoder::default();
+        let mut err = LineDecoder::default();
         let mut stdout = Vec::new();
-        let mut tail = LineSplitter::default();
+        let mut tail = LineDecoder::default();
         let mut emit = |line: String, is_stdout: bool, stdout: &mut Vec<String>| {
             if is_stdout && spec.capture_stdout {
                 stdout.push(line);
             } else {
-                tail.keep(&line);
+                let line = tail.keep(line);
                 reporter.event(&Event::Log {
                     step: spec.step.clone(),
                     line,
@@ -626,12 +535,12 @@ impl DockerEngine {
         while let Some(item) = logs.next().await {
             match item {
                 Ok(bollard::container::LogOutput::StdOut { message }) => {
-                    for l in out.feed(&String::from_utf8_lossy(&message)) {
+                    for l in out.feed(&message) {
                         emit(l, true, &mut stdout);
                     }
                 }
                 Ok(other) => {
-                    for l in err.feed(&String::from_utf8_lossy(&other.into_bytes())) {
+                    for l in err.feed(&other.into_bytes()) {
                         emit(l, false, &mut stdout);
                     }
                 }
@@ -730,37 +639,34 @@ impl DockerEngine {
         let mut stream = self
             .docker
             .build_image(opts, None, Some(bollard::body_try_stream(body)));
-        let mut lines = LineSplitter::default();
+        let mut lines = LineDecoder::default();
         let mut image_id = None;
         let mut failure = None;
+        let mut unknown = 0usize;
         while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(text) = info.stream.as_deref() {
-                        for line in lines.feed(text) {
-                            reporter.event(&Event::Log {
-                                step: spec.step.clone(),
-                                line,
-                            });
-                        }
-                    }
-                    if let Some(aux) = info.aux.and_then(|a| a.id) {
-                        image_id = Some(aux);
-                    }
-                    // bollard maps errorDetail.message to an error; the deprecated `error`
-                    // field alone is a failure too.
-                    if let Some(detail) = info.error_detail.and_then(|d| d.message) {
-                        failure = Some(detail);
-                    }
-                }
+            let message = match item {
+                Ok(info) => interpret(&info),
+                // bollard turns `errorDetail.message` into this error
                 Err(bollard::errors::Error::DockerStreamError { error }) => {
-                    failure = Some(error);
+                    BuildMessage::Failed(error)
+                }
+                Err(e) => BuildMessage::Failed(api("build", e).to_string()),
+            };
+            match message {
+                BuildMessage::Text(text) => {
+                    for line in lines.feed(text.as_bytes()) {
+                        reporter.event(&Event::Log {
+                            step: spec.step.clone(),
+                            line,
+                        });
+                    }
+                }
+                BuildMessage::ImageId(id) => image_id = Some(id),
+                BuildMessage::Failed(message) => {
+                    failure = Some(message);
                     break;
                 }
-                Err(e) => {
-                    failure = Some(api("build", e).to_string());
-                    break;
-                }
+                BuildMessage::Unknown => unknown += 1,
             }
         }
         drop(stream);
@@ -811,8 +717,15 @@ impl DockerEngine {
                 .await?
                 .ok_or_else(|| EngineError::BuildFailed {
                     reference: spec.reference.clone(),
-                    message: "the build ended without error but the image is not in the engine"
-                        .into(),
+                    message: if unknown > 0 {
+                        format!(
+                        "the build ended without an image; the engine sent {unknown} message(s) \
+                             imgforge cannot read (the engine's error may be among them: run the \
+                             same build with `docker build` to see it)"
+                    )
+                    } else {
+                        "the build ended without error but the image is not in the engine".into()
+                    },
                     log_tail: lines.tail(),
                 })?;
         if let Some(id) = image_id {
@@ -1057,49 +970,71 @@ impl Engine for DockerEngine {
 mod tests {
     use super::*;
 
-    #[test]
-    fn line_splitter_keeps_partial_lines_and_tail() {
-        let mut s = LineSplitter::default();
-        assert_eq!(s.feed("a\nb"), vec!["a"]);
-        assert_eq!(s.feed("c\r\nd"), vec!["bc"]);
-        assert_eq!(s.finish().as_deref(), Some("d"));
-        for i in 0..100 {
-            s.feed(&format!("{i}\n"));
-        }
-        let t = s.tail();
-        assert_eq!(t.len(), TAIL_LINES);
-        assert_eq!(t.last().unwrap(), "99");
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn stream_from_writer_is_bounded_and_complete() {
-        let (stream, handle, sent) = stream_from_writer(|w| {
+        let written = std::sync::Arc::new(AtomicU64::new(0));
+        let w2 = written.clone();
+        let (stream, handle, sent) = stream_from_writer(move |w| {
             let block = vec![7u8; 100_000];
             for _ in 0..100 {
                 w.write_all(&block)?;
+                w2.fetch_add(block.len() as u64, Ordering::Relaxed);
             }
             Ok(())
         });
-        // Nobody reads yet: the producer must stall after a few chunks.
+        // Nobody reads yet: the producer must stall after the pipe and its buffer are full.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let in_flight = sent.load(Ordering::Relaxed);
+        let in_flight = written.load(Ordering::Relaxed);
         assert!(
             in_flight <= ((UPLOAD_QUEUE + 2) * UPLOAD_CHUNK) as u64,
             "{in_flight} bytes buffered"
         );
+        assert!(in_flight > 0, "the producer did not start");
         let chunks: Vec<_> = stream.collect().await;
         let total: usize = chunks.iter().map(|c| c.as_ref().unwrap().len()).sum();
         assert_eq!(total, 10_000_000);
+        assert_eq!(sent.load(Ordering::Relaxed), 10_000_000);
         handle.await.unwrap().unwrap();
     }
 
-    #[test]
-    fn colour_sequences_are_removed_from_lines() {
-        let mut s = LineSplitter::default();
-        assert_eq!(
-            s.feed("\u{1b}[91m/bin/sh: 1: npm: not found\n\u{1b}[0mRemoving\n"),
-            vec!["/bin/sh: 1: npm: not found", "Removing"]
-        );
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reader_that_goes_away_stops_the_producer() {
+        let (stream, handle, _) = stream_from_writer(|w| {
+            for _ in 0..1000 {
+                w.write_all(&[0u8; 100_000])?;
+            }
+            Ok(())
+        });
+        let mut stream = Box::pin(stream);
+        assert!(stream.next().await.unwrap().is_ok());
+        drop(stream); // the engine refused the build and closed the upload
+        let r = tokio::time::timeout(Duration::from_secs(30), handle)
+            .await
+            .expect("the producer must not wait forever for a reader that is gone")
+            .unwrap();
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::BrokenPipe);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_producer_ends_the_stream_with_its_error() {
+        let (stream, handle, _) = stream_from_writer(|w| {
+            w.write_all(&[1u8; 300_000])?;
+            Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "sampleconfig/x vanished",
+            ))
+        });
+        let items: Vec<_> = stream.collect().await;
+        let data: usize = items
+            .iter()
+            .filter_map(|i| i.as_ref().ok())
+            .map(|c| c.len())
+            .sum();
+        assert_eq!(data, 300_000, "what was written before the error is sent");
+        let last = items.last().unwrap().as_ref().unwrap_err();
+        assert_eq!(last.kind(), io::ErrorKind::NotFound);
+        assert!(last.to_string().contains("vanished"));
+        assert!(handle.await.unwrap().is_err());
     }
 
     #[test]
@@ -1114,6 +1049,12 @@ mod tests {
             ]),
             "go install -tags '' 'a b'"
         );
+        // what is shown splits back into the same arguments
+        let args: Vec<String> = ["go", "build", "-ldflags", "-X a.B=it's $HOME", "x\"y", ""]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(shlex::split(&shell_join(&args)), Some(args));
+        assert_eq!(shell_join(&["a\0b".into()]), r#""a\0b""#);
     }
 }
 

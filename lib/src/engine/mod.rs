@@ -9,6 +9,7 @@
 pub mod docker;
 #[cfg(test)]
 pub mod fake;
+pub mod stream;
 
 use crate::event::Reporter;
 use std::collections::BTreeMap;
@@ -266,19 +267,12 @@ pub trait Engine: Send + Sync {
     fn remove_container(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
 }
 
-/// Quote a command for display the way a shell would need it.
+/// Quote a command for display the way a POSIX shell would need it (`shlex`): an argument
+/// with spaces or shell metacharacters is quoted, an empty one is `''`. An argument holding a
+/// NUL byte (which no shell can pass) is shown in Rust's debug quoting instead.
 pub fn shell_join(cmd: &[String]) -> String {
     cmd.iter()
-        .map(|a| {
-            if !a.is_empty()
-                && a.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
+        .map(|a| shlex::try_quote(a).map_or_else(|_| format!("{a:?}"), |q| q.into_owned()))
         .collect::<Vec<_>>()
         .join(" ")
 }
