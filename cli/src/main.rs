@@ -13,7 +13,7 @@ use imgforge::engine::docker::LazyDockerEngine;
 use imgforge::engine::{Engine, LABEL_MANAGED};
 use imgforge::factory::{build_base, BaseOptions, RootfsInput};
 use imgforge::steps::{BuildOptions, Cx};
-use imgforge::{pipeline, spec, Error};
+use imgforge::{pipeline, spec, Error, Reporter};
 use report::CliReporter;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -49,6 +49,16 @@ fn vars_for(
     let i = inputs(vars, assignments)?;
     let source = with_source.then_some(vars.source.as_path());
     Ok(resolve(source, &i)?)
+}
+
+/// Say which defaults replaced facts the tree did not give (no BASE_VERSION, no git).
+fn notice_defaults(reporter: &CliReporter, v: &BuildVars) {
+    for message in v.notices() {
+        reporter.event(&imgforge::Event::Notice {
+            step: "config".into(),
+            message,
+        });
+    }
 }
 
 fn options(b: &BuildFlags) -> Result<BuildOptions, Error> {
@@ -95,6 +105,7 @@ async fn build_images(
     engine: &LazyDockerEngine,
 ) -> Result<(), Error> {
     let v = vars_for(vars, &build.assignments, true)?;
+    notice_defaults(reporter, &v);
     let opts = options(build)?;
     let cx = Cx {
         vars: &v,
@@ -103,8 +114,19 @@ async fn build_images(
         reporter,
         cancel,
     };
-    for name in names {
-        let s = spec::image_spec(name)?;
+    // every base image any of them needs, checked at once (one error lists all missing)
+    let specs = names
+        .iter()
+        .map(|n| spec::image_spec(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut bases: Vec<String> = specs
+        .iter()
+        .flat_map(|s| pipeline::base_images(&cx, s))
+        .collect();
+    bases.sort();
+    bases.dedup();
+    cx.require_bases("preflight", &bases).await?;
+    for s in specs {
         let built = pipeline::build(&cx, &s).await?;
         reporter.line(&format!(
             "{:>12} {} {}",
@@ -229,6 +251,7 @@ async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Re
         }
         Command::Payload(a) => {
             let (v, opts, s) = named(&a.name, &a.vars, &a.build)?;
+            notice_defaults(reporter, &v);
             let cx = Cx {
                 vars: &v,
                 options: &opts,
@@ -444,6 +467,9 @@ async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Re
     }
 }
 
+/// Where the last panic happened (`file:line`), for the internal error's message.
+static PANICKED_AT: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
 fn print_error(e: &Error) {
     let mut text = format!("error: {e}");
     let mut source = std::error::Error::source(e);
@@ -455,6 +481,15 @@ fn print_error(e: &Error) {
         }
         first = false;
         source = s.source();
+    }
+    if let (Error::Internal { .. }, Some(at)) = (
+        e,
+        PANICKED_AT
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref(),
+    ) {
+        text.push_str(&format!("\n  (panicked at {at})"));
     }
     for h in e.hints() {
         text.push_str(&format!("\nhint: {h}"));
@@ -473,7 +508,16 @@ fn main() -> ExitCode {
     let cancel = CancellationToken::new();
     // the signal that cancelled the run, for the exit code (128 + signal number)
     let signalled = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
-    let result = rt.block_on(async {
+    // A panic is a bug in imgforge: the hook keeps where it happened for the error message
+    // instead of printing a crash report, and the run ends as an internal error (exit 1).
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        *PANICKED_AT.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
+    }));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(async {
         let (c, got) = (cancel.clone(), signalled.clone());
         tokio::spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};
@@ -504,7 +548,11 @@ fn main() -> ExitCode {
             std::process::exit(128 + num);
         });
         run(cli, &reporter, &cancel).await
-    });
+    })))
+    .unwrap_or_else(|payload| Err(Error::internal("imgforge", Error::panic_message(payload.as_ref()))));
+    // Blocking work still running (a walk that has not seen the cancellation yet) must not
+    // hold the exit: it only reads, and what it writes goes to temporary files first.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
     reporter.clear();
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -143,6 +143,22 @@ pub enum ConfigError {
         /// What is wrong and what is expected.
         problem: String,
     },
+    /// A variable the user set (or the tree gave) makes a derived tag invalid, e.g.
+    /// `EXTRA_VERSION="a+b"` in `DOCKER_TAG` = `$(ARCH)-$(BASE_VERSION)-snapshot-$(EXTRA_VERSION)`.
+    #[error("{input}={value:?} ({}) makes {derived} invalid: {source}", origin.describe())]
+    Derived {
+        /// The input variable that holds the offending part.
+        input: String,
+        /// Its value.
+        value: String,
+        /// Where that value came from.
+        origin: Origin,
+        /// The derived variable (`DOCKER_TAG`, `BASE_DOCKER_TAG`).
+        derived: String,
+        /// What is wrong with the derived value.
+        #[source]
+        source: ReferenceError,
+    },
     /// The source directory does not exist or is not a directory.
     #[error("source tree {path} does not exist or is not a directory: pass --source DIR pointing at a Fabric checkout")]
     NoSource {
@@ -173,6 +189,35 @@ impl BuildVars {
     /// Value and origin of `name`, if it is a known variable.
     pub fn var(&self, name: &str) -> Option<&Var> {
         self.vars.get(name)
+    }
+
+    /// One-line notices for facts the tree did not give and a default replaced: a tree whose
+    /// `Makefile` has no `BASE_VERSION` (imgforge's default is used), a tree without git
+    /// (`EXTRA_VERSION` and with it the binaries' `CommitSHA` are empty). Empty when no
+    /// source tree was given or the user set the variable.
+    pub fn notices(&self) -> Vec<String> {
+        let (Some(src), Some(base), Some(extra)) = (
+            self.source.as_ref(),
+            self.var("BASE_VERSION"),
+            self.var("EXTRA_VERSION"),
+        ) else {
+            return Vec::new();
+        };
+        let mut notes = Vec::new();
+        if base.origin == Origin::Default {
+            notes.push(format!(
+                "{} sets no BASE_VERSION: using imgforge's default {} (set BASE_VERSION=… to choose)",
+                src.join("Makefile").display(),
+                base.value
+            ));
+        }
+        if extra.origin == Origin::Default {
+            notes.push(format!(
+                "no git commit found for {} (not a git work tree, or git is not installed): EXTRA_VERSION and the binaries' CommitSHA are empty and tags have no -snapshot- part (set EXTRA_VERSION=… to choose)",
+                src.display()
+            ));
+        }
+        notes
     }
 
     /// All variables in [`VAR_NAMES`] order.
@@ -488,9 +533,7 @@ pub fn resolve(source: Option<&Path>, inputs: &VarInputs) -> Result<BuildVars, C
 fn validate(vars: &BuildVars) -> Result<(), ConfigError> {
     validate_namespace("DOCKER_NS", vars.get("DOCKER_NS"))?;
     validate_namespace("BASE_DOCKER_NS", vars.get("BASE_DOCKER_NS"))?;
-    for name in ["DOCKER_TAG", "BASE_DOCKER_TAG"] {
-        validate_tag(name, vars.get(name))?;
-    }
+    // the inputs of the tags first, so that an error names the variable the user set
     for name in ["BASE_VERSION", "BASEIMAGE_RELEASE"] {
         let v = vars.get(name);
         if v.is_empty() {
@@ -501,6 +544,12 @@ fn validate(vars: &BuildVars) -> Result<(), ConfigError> {
             });
         }
         validate_tag(name, v)?;
+    }
+    validate_arch(vars)?;
+    for name in ["DOCKER_TAG", "BASE_DOCKER_TAG"] {
+        if let Err(e) = validate_tag(name, vars.get(name)) {
+            return Err(blame_input(vars, name, e));
+        }
     }
     let plain = |name: &str, allow_space: bool| -> Result<(), ConfigError> {
         let v = vars.get(name);
@@ -531,22 +580,6 @@ fn validate(vars: &BuildVars) -> Result<(), ConfigError> {
     plain("BASE_DOCKER_LABEL", false)?;
     plain("EXTRA_VERSION", false)?;
     plain("GO_TAGS", true)?;
-    let arch = vars.get("ARCH");
-    if !GO_ARCHES.contains(&arch) {
-        let origin = vars
-            .var("ARCH")
-            .map(|v| v.origin)
-            .unwrap_or(Origin::Default);
-        return Err(ConfigError::Invalid {
-            name: "ARCH".into(),
-            value: arch.into(),
-            problem: format!(
-                "expected Go's architecture name ({}), as Fabric ≥1.3 uses `go env GOARCH`; the value came from {origin}{}",
-                GO_ARCHES.join(", "),
-                if go_arch(arch) != arch { format!(" (did you mean {}?)", go_arch(arch)) } else { String::new() }
-            ),
-        });
-    }
     let dl = vars.get("DOCKER_DYNAMIC_LINK");
     if dl != "true" && dl != "false" {
         return Err(ConfigError::Invalid {
@@ -558,9 +591,138 @@ fn validate(vars: &BuildVars) -> Result<(), ConfigError> {
     Ok(())
 }
 
+fn validate_arch(vars: &BuildVars) -> Result<(), ConfigError> {
+    let arch = vars.get("ARCH");
+    if !GO_ARCHES.contains(&arch) {
+        let origin = vars
+            .var("ARCH")
+            .map(|v| v.origin)
+            .unwrap_or(Origin::Default);
+        Err(ConfigError::Invalid {
+            name: "ARCH".into(),
+            value: arch.into(),
+            problem: format!(
+                "expected Go's architecture name ({}), as Fabric ≥1.3 uses `go env GOARCH`; the value came from {origin}{}",
+                GO_ARCHES.join(", "),
+                if go_arch(arch) != arch { format!(" (did you mean {}?)", go_arch(arch)) } else { String::new() }
+            ),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// The error for a derived tag that is invalid: when the offending character lies in the part
+/// an input variable contributed (`DOCKER_TAG` = `$(ARCH)-$(BASE_VERSION)[-snapshot-$(EXTRA_VERSION)]`,
+/// `BASE_DOCKER_TAG` = `$(ARCH)-$(BASEIMAGE_RELEASE)`, as in Fabric release-1.4's Makefile),
+/// [`ConfigError::Derived`] naming that input; a tag the user set is blamed as itself.
+fn blame_input(vars: &BuildVars, derived: &str, e: ReferenceError) -> ConfigError {
+    let origin = |n: &str| vars.var(n).map_or(Origin::Default, |v| v.origin);
+    if origin(derived) != Origin::Derived {
+        return e.into();
+    }
+    let parts: &[(&str, &str)] = if derived != "DOCKER_TAG" {
+        &[("ARCH", "-"), ("BASEIMAGE_RELEASE", "")]
+    } else if origin("PROJECT_VERSION") != Origin::Derived {
+        &[("ARCH", "-"), ("PROJECT_VERSION", "")]
+    } else {
+        &[
+            ("ARCH", "-"),
+            ("BASE_VERSION", "-snapshot-"),
+            ("EXTRA_VERSION", ""),
+        ]
+    };
+    // spans of the inputs in the derived value; with no position (too long), the longest
+    let mut start = 0;
+    let mut spans = Vec::new();
+    for (name, sep) in parts {
+        let v = vars.get(name);
+        spans.push((*name, start..start + v.len()));
+        start += v.len() + sep.len();
+    }
+    let input = match e.position {
+        Some(p) => spans.iter().find(|(_, r)| r.contains(&p)).map(|(n, _)| *n),
+        None => spans.iter().max_by_key(|(_, r)| r.len()).map(|(n, _)| *n),
+    };
+    match input {
+        Some(input) if !vars.get(input).is_empty() => ConfigError::Derived {
+            input: input.into(),
+            value: vars.get(input).into(),
+            origin: origin(input),
+            derived: derived.into(),
+            source: e,
+        },
+        _ => e.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_input_that_makes_a_derived_tag_invalid_is_named() {
+        let t = tree("BASE_VERSION = 1.4.12\n");
+        let err = resolve(Some(t.path()), &inputs(&[("EXTRA_VERSION", "a+b")], &[])).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with(r#"EXTRA_VERSION="a+b" (set on the command line) makes DOCKER_TAG invalid: DOCKER_TAG="#),
+            "{text}"
+        );
+        assert!(text.contains("'+'"), "{text}");
+        let err = resolve(
+            Some(t.path()),
+            &inputs(&[], &[("BASEIMAGE_RELEASE", "0.4+1")]),
+        )
+        .unwrap_err();
+        // BASEIMAGE_RELEASE is checked as itself before the tag it makes
+        assert!(
+            err.to_string().starts_with(r#"BASEIMAGE_RELEASE="0.4+1""#),
+            "{err}"
+        );
+        let err = resolve(
+            Some(t.path()),
+            &inputs(&[("BASE_VERSION", "1.4 beta")], &[]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with(r#"BASE_VERSION="1.4 beta""#),
+            "{err}"
+        );
+        let t2 = tree("BASE_VERSION = 1.4.12\nPROJECT_VERSION = x\n");
+        let err = resolve(
+            Some(t2.path()),
+            &inputs(&[("PROJECT_VERSION", "1.4+p")], &[]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with(r#"PROJECT_VERSION="1.4+p""#),
+            "{err}"
+        );
+        // a DOCKER_TAG the user set is blamed as itself
+        let err = resolve(Some(t.path()), &inputs(&[("DOCKER_TAG", "a+b")], &[])).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(r#"DOCKER_TAG="a+b" is not a valid tag"#),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn defaults_that_replace_missing_facts_are_noticed() {
+        let t = tree("BASEIMAGE_RELEASE = 0.4.22\n");
+        let v = resolve(Some(t.path()), &inputs(&[], &[])).unwrap();
+        let notes = v.notices();
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].contains("sets no BASE_VERSION: using imgforge's default 1.4.12"));
+        assert!(notes[1].contains("no git commit found"));
+        let v = resolve(
+            Some(t.path()),
+            &inputs(&[("BASE_VERSION", "1.4.3"), ("EXTRA_VERSION", "abc")], &[]),
+        )
+        .unwrap();
+        assert!(v.notices().is_empty(), "{:?}", v.notices());
+    }
 
     fn inputs(flags: &[(&str, &str)], env: &[(&str, &str)]) -> VarInputs {
         VarInputs {

@@ -71,9 +71,48 @@ pub enum Error {
         /// Who holds it ("imgforge pid 123").
         holder: String,
     },
+    /// Base images the build needs are not in the engine (nothing is pulled). Exit code 2.
+    #[error("{step}: {} not in the Docker engine (imgforge never pulls): {}", if missing.len() == 1 { "image is" } else { "images are" }, missing.iter().map(|m| m.reference.as_str()).collect::<Vec<_>>().join(", "))]
+    MissingImages {
+        /// The step that checked.
+        step: String,
+        /// Every missing image, with the command that makes it.
+        missing: Vec<MissingImage>,
+    },
+    /// A disk filled up during `step` (ENOSPC, on this host or in the engine's storage): not
+    /// the source's fault. Exit code 1.
+    #[error("{step}: no space left on {where_} ({detail})")]
+    NoSpace {
+        /// Step identifier.
+        step: String,
+        /// The full place: a directory, or "the Docker engine's storage".
+        where_: String,
+        /// What to free or move, e.g. "`df -h /work/build`; or set BUILD_DIR to another disk".
+        hint: String,
+        /// The error as it was reported (compiler output, I/O error).
+        detail: String,
+    },
+    /// A fault inside imgforge (a panic in a step, a background task that died, a broken
+    /// invariant): not the user's input and not the build's failure. Exit code 1.
+    #[error("internal error in {step}: {message}")]
+    Internal {
+        /// Step identifier (`compile/peer`), or `imgforge` outside any step.
+        step: String,
+        /// The panic message or the broken invariant.
+        message: String,
+    },
     /// The user interrupted the build (Ctrl-C). Containers imgforge started were removed.
     #[error("interrupted; the containers imgforge started were removed")]
     Cancelled,
+}
+
+/// A base image that is not in the engine, and how to make it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingImage {
+    /// The image reference looked up, e.g. `hyperledger/fabric-baseos:amd64-0.4.22`.
+    pub reference: String,
+    /// The command that makes it, e.g. `imgforge baseos --debootstrap bookworm`.
+    pub command: String,
 }
 
 impl Error {
@@ -95,6 +134,18 @@ impl Error {
                 _ => "the lines above are the command's output".into(),
             }],
             Error::Engine { source: EngineError::ImageMissing { .. }, .. } => Vec::new(),
+            Error::MissingImages { missing, .. } => {
+                let mut h: Vec<String> = missing
+                    .iter()
+                    .map(|m| format!("make {} with `{}` (or `--rootfs DIR` instead of --debootstrap)", m.reference, m.command))
+                    .collect();
+                h.push("or set BASE_DOCKER_NS / BASEIMAGE_RELEASE / ARCH to images you have (`docker images '*/fabric-base*'`)".into());
+                h
+            }
+            Error::NoSpace { hint, .. } => vec![hint.clone()],
+            Error::Internal { .. } => vec![
+                "this is a bug in imgforge, not in your input: please report it with the command you ran; the build dir keeps what was done, and nothing was recorded as fresh".into(),
+            ],
             Error::Busy { .. } => vec![
                 "wait for it (run without --no-wait), or use another BUILD_DIR to build in parallel".into(),
             ],
@@ -108,7 +159,7 @@ impl Error {
     /// |---|---|
     /// | 2 | bad input or configuration: variables, specs, templates, a missing base image, an engine that cannot be reached, a file that is missing or unreadable, a link that leaves its tree, a file type an archive cannot hold |
     /// | 130 | interrupted (the CLI turns it into 128 + the signal: 130, 143, 129) |
-    /// | 1 | the build failed (compiler, `docker build`, the engine's own errors, a full disk), or another run holds the build dir (`--no-wait`) |
+    /// | 1 | the build failed (compiler, `docker build`, the engine's own errors, a full disk), another run holds the build dir (`--no-wait`), or an internal error (a bug in imgforge: "internal error in STEP") |
     pub fn exit_code(&self) -> i32 {
         use std::io::ErrorKind as K;
         let bad_file = |e: &std::io::Error| {
@@ -123,7 +174,11 @@ impl Error {
             )
         };
         match self {
-            Error::Config(_) | Error::Spec(_) | Error::Template(_) | Error::Input { .. } => 2,
+            Error::Config(_)
+            | Error::Spec(_)
+            | Error::Template(_)
+            | Error::Input { .. }
+            | Error::MissingImages { .. } => 2,
             Error::Cancelled
             | Error::Engine {
                 source: EngineError::Cancelled,
@@ -153,6 +208,36 @@ impl Error {
                 step: step.to_string(),
                 source,
             },
+        }
+    }
+
+    /// A fault inside imgforge during `step`: a panic payload (`Box<dyn Any>` from
+    /// `catch_unwind` or a [`tokio::task::JoinError`]) or a broken invariant, as text.
+    pub fn internal(step: &str, message: impl Into<String>) -> Error {
+        Error::Internal {
+            step: step.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// The text of a panic payload (`&str` or `String`; anything else is "a panic").
+    pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .map_or_else(|| "a panic".into(), |m| format!("panicked: {m}"))
+    }
+
+    /// The [`Error`] for a background task of `step` that did not return: a panic is an
+    /// [`Error::Internal`], a task cancelled by the runtime (shutdown) is [`Error::Cancelled`].
+    pub fn join(step: &str, e: tokio::task::JoinError) -> Error {
+        if e.is_cancelled() {
+            return Error::Cancelled;
+        }
+        match e.try_into_panic() {
+            Ok(payload) => Error::internal(step, Error::panic_message(payload.as_ref())),
+            Err(e) => Error::internal(step, e.to_string()),
         }
     }
 

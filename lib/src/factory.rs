@@ -361,7 +361,7 @@ pub async fn build_base<E: Engine>(
             let (d2, mt) = (d.clone(), opts.mtime);
             let layer = tokio::task::spawn_blocking(move || hash_rootfs(&d2, mt))
                 .await
-                .expect("hash task")
+                .map_err(|e| Error::join(&step, e))?
                 .map_err(|e| Error::archive(&step, e))?;
             reporter.event(&Event::Notice {
                 step: step.clone(),
@@ -379,7 +379,7 @@ pub async fn build_base<E: Engine>(
             let t2 = t.clone();
             let digest = tokio::task::spawn_blocking(move || hash_file(&t2))
                 .await
-                .expect("hash task")
+                .map_err(|e| Error::join(&step, e))?
                 .map_err(|e| Error::io(&step, "read", t, e))?;
             (
                 sha256_hex(&[FACTORY_VERSION, "tar", &digest, &config_key]),

@@ -36,6 +36,7 @@ pub mod reference;
 pub mod smoke;
 pub mod spec;
 pub mod steps;
+pub mod task;
 
 pub use config::{resolve, BuildVars, VarInputs};
 pub use engine::docker::DockerEngine;

@@ -22,7 +22,8 @@ use crate::steps::{archives, chaintool, compile, gotools, image, payload, render
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
 
 /// Key of the image ID in a recorded image step's outputs.
 const IMAGE_ID: &str = "image_id";
@@ -254,7 +255,7 @@ pub fn plan<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Vec<PlanStep> {
 
 /// Computes fingerprints; shared by the steps of one run.
 struct Fingerprinter {
-    digests: FileDigests,
+    digests: Arc<FileDigests>,
     go_sources: tokio::sync::OnceCell<BTreeMap<String, String>>,
     images: Mutex<HashMap<String, Option<String>>>,
     store: Store,
@@ -274,7 +275,9 @@ fn io_err(step: &str, path: &Path, e: std::io::Error) -> Error {
 impl Fingerprinter {
     fn new(build_dir: &Path) -> Self {
         Fingerprinter {
-            digests: FileDigests::load(&build_dir.join(".imgforge/stat-cache.json")),
+            digests: Arc::new(FileDigests::load(
+                &build_dir.join(".imgforge/stat-cache.json"),
+            )),
             go_sources: tokio::sync::OnceCell::new(),
             images: Mutex::new(HashMap::new()),
             store: Store::new(build_dir),
@@ -290,21 +293,33 @@ impl Fingerprinter {
     ) -> Result<&BTreeMap<String, String>, Error> {
         self.go_sources
             .get_or_try_init(|| async {
-                let src = cx.source();
-                let files = list_files(&src, GO_SUFFIXES, &[cx.build_dir()])
-                    .map_err(|e| io_err(step, &src, e))?;
-                let mut map = BTreeMap::new();
-                for f in files {
-                    let abs = src.join(&f);
-                    let d = self
-                        .digests
-                        .digest(&abs)
-                        .map_err(|e| io_err(step, &abs, e))?;
-                    map.insert(format!("file:{}", f.display()), d);
-                }
-                Ok(map)
+                let (src, build, step) = (cx.source(), cx.build_dir(), step.to_string());
+                self.offload(cx, &step.clone(), move |d, cancel| {
+                    let files = list_files(&src, GO_SUFFIXES, &[build])
+                        .map_err(|e| io_err(&step, &src, e))?;
+                    let mut map = BTreeMap::new();
+                    for f in files {
+                        check(cancel)?;
+                        let abs = src.join(&f);
+                        map.insert(format!("file:{}", f.display()), digest(d, &step, &abs)?);
+                    }
+                    Ok(map)
+                })
+                .await
             })
             .await
+    }
+
+    /// Run file work (walks, hashing) for `step` on the blocking pool, with this run's digest
+    /// cache; the wait ends at once when the run is cancelled.
+    async fn offload<T, E, F>(&self, cx: &Cx<'_, E>, step: &str, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        E: Engine,
+        F: FnOnce(&FileDigests, &CancellationToken) -> Result<T, Error> + Send + 'static,
+    {
+        let d = self.digests.clone();
+        crate::task::blocking(step, cx.cancel, move |cancel| f(&d, &cancel)).await
     }
 
     async fn image_id<E: Engine>(
@@ -329,45 +344,31 @@ impl Fingerprinter {
         Ok(id.unwrap_or_else(|| "missing".into()))
     }
 
-    fn file_digest(&self, step: &str, path: &Path) -> Result<String, Error> {
-        self.digests.digest(path).map_err(|e| io_err(step, path, e))
-    }
-
     /// Digest of an output: a file's content, or for a directory its files' names, modes and
     /// contents. `None` when it does not exist.
-    fn output_digest(&self, step: &str, path: &Path) -> Result<Option<String>, Error> {
-        if path.is_file() {
-            return self.file_digest(step, path).map(Some);
-        }
-        if !path.is_dir() {
-            return Ok(None);
-        }
-        let mut listing = String::new();
-        for f in list_files(path, &[], &[]).map_err(|e| io_err(step, path, e))? {
-            let abs = path.join(&f);
-            let mode = std::fs::metadata(&abs)
-                .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
-                .map_err(|e| io_err(step, &abs, e))?;
-            listing.push_str(&format!(
-                "{}\0{mode:o}\0{}\0",
-                f.display(),
-                self.file_digest(step, &abs)?
-            ));
-        }
-        Ok(Some(crate::fingerprint::files::sha256_hex(
-            listing.as_bytes(),
-        )))
+    async fn output_digest<E: Engine>(
+        &self,
+        cx: &Cx<'_, E>,
+        step: &str,
+        path: &Path,
+    ) -> Result<Option<String>, Error> {
+        let (s, path) = (step.to_string(), path.to_path_buf());
+        self.offload(cx, step, move |d, cancel| {
+            output_digest(d, cancel, &s, &path)
+        })
+        .await
     }
 
     /// Record what `step` produced (after it succeeded).
-    fn record_outputs(
+    async fn record_outputs<E: Engine>(
         &self,
+        cx: &Cx<'_, E>,
         step: &PlanStep,
         fp: &mut Fingerprint,
         image_id: Option<&str>,
     ) -> Result<(), Error> {
         for out in &step.outputs {
-            if let Some(d) = self.output_digest(&step.id, out)? {
+            if let Some(d) = self.output_digest(cx, &step.id, out).await? {
                 // relative to the build dir: a moved or copied tree must not check the old place
                 let key = out.strip_prefix(&self.build_dir).unwrap_or(out);
                 fp.outputs.insert(key.display().to_string(), d);
@@ -470,68 +471,40 @@ impl Fingerprinter {
             }
             StepKind::TreeArchive { tree, .. } => {
                 // every entry the archiver writes: type, mode, link target, content
-                let root = cx.source().join(tree);
-                let exists = root.is_dir();
-                if !exists {
-                    // the step itself reports the missing directory with a hint
-                    fp.add(format!("file:{tree}"), "missing");
-                }
-                let walk = walkdir::WalkDir::new(&root)
-                    .follow_links(false)
-                    .sort_by_file_name()
-                    .min_depth(1);
-                for e in walk.into_iter().take_while(|_| exists) {
-                    let e = e.map_err(|e| io_err(id, &root, std::io::Error::other(e)))?;
-                    let rel = e
-                        .path()
-                        .strip_prefix(&root)
-                        .expect("under root")
-                        .display()
-                        .to_string();
-                    let meta = e
-                        .metadata()
-                        .map_err(|err| io_err(id, e.path(), std::io::Error::other(err)))?;
-                    let mode =
-                        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
-                    let value = if e.file_type().is_dir() {
-                        format!("dir {mode:o}")
-                    } else if e.file_type().is_symlink() {
-                        let t = std::fs::read_link(e.path())
-                            .map_err(|err| io_err(id, e.path(), err))?;
-                        // the archive would refuse it: say so here, blaming this step
-                        if crate::archive::path_escapes(&root, std::path::Path::new(&rel)) {
-                            return Err(Error::archive(
-                                id,
-                                crate::archive::ArchiveError::EscapingSymlink {
-                                    path: e.path().to_path_buf(),
-                                    target: t,
-                                },
-                            ));
-                        }
-                        format!("link {}", t.display())
-                    } else {
-                        format!("{} {mode:o}", self.file_digest(id, e.path())?)
-                    };
-                    fp.add(format!("file:{tree}/{rel}"), value);
-                }
+                let (root, tree, s) = (cx.source().join(tree), tree.clone(), id.to_string());
+                let entries = self
+                    .offload(cx, id, move |d, cancel| {
+                        tree_archive_inputs(d, cancel, &s, &root, &tree)
+                    })
+                    .await?;
+                fp.inputs.extend(entries);
                 fp.add("var:SOURCE_DATE_EPOCH", cx.mtime().to_string());
             }
             StepKind::GotoolsArchive { .. } => {
-                let bin = cx.build_dir().join("docker/gotools/bin");
-                for f in list_files(&bin, &[], &[]).map_err(|e| io_err(id, &bin, e))? {
-                    let abs = bin.join(&f);
-                    let mode = std::fs::metadata(&abs)
-                        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
-                        .map_err(|e| io_err(id, &abs, e))?;
-                    fp.add(
-                        format!("output:gotools#{}", f.display()),
-                        format!("{} {mode:o}", self.file_digest(id, &abs)?),
-                    );
-                }
+                let (bin, s) = (cx.build_dir().join("docker/gotools/bin"), id.to_string());
+                let entries = self
+                    .offload(cx, id, move |d, cancel| {
+                        let mut entries = Vec::new();
+                        for f in list_files(&bin, &[], &[]).map_err(|e| io_err(&s, &bin, e))? {
+                            check(cancel)?;
+                            let abs = bin.join(&f);
+                            entries.push((
+                                format!("output:gotools#{}", f.display()),
+                                format!("{} {:o}", digest(d, &s, &abs)?, mode(&s, &abs)?),
+                            ));
+                        }
+                        Ok(entries)
+                    })
+                    .await?;
+                fp.inputs.extend(entries);
                 fp.add("var:SOURCE_DATE_EPOCH", cx.mtime().to_string());
             }
             StepKind::Chaintool => match &cx.options.chaintool {
-                Some(p) => fp.add("step:chaintool", self.file_digest(id, p)?),
+                Some(p) => {
+                    let (p, s) = (p.clone(), id.to_string());
+                    let value = self.offload(cx, id, move |d, _| digest(d, &s, &p)).await?;
+                    fp.add("step:chaintool", value)
+                }
                 // the URL may carry credentials: recorded redacted, with a digest of the whole
                 None => fp.add(
                     "var:CHAINTOOL_URL",
@@ -539,63 +512,33 @@ impl Fingerprinter {
                 ),
             },
             StepKind::Payload { files, .. } => {
-                for (name, path, producer) in files {
-                    fp.add(
-                        format!("output:{producer}#{name}"),
-                        self.file_digest(id, path)?,
-                    );
-                }
+                let (files, s) = (files.clone(), id.to_string());
+                let entries = self
+                    .offload(cx, id, move |d, cancel| {
+                        let mut entries = Vec::new();
+                        for (name, path, producer) in &files {
+                            check(cancel)?;
+                            entries
+                                .push((format!("output:{producer}#{name}"), digest(d, &s, path)?));
+                        }
+                        Ok(entries)
+                    })
+                    .await?;
+                fp.inputs.extend(entries);
             }
             StepKind::Image => {
                 let dir = cx.build_dir().join("image").join(&spec.image);
-                fp.add(
-                    format!("output:render/{}", spec.image),
-                    self.file_digest(id, &dir.join("Dockerfile"))?,
-                );
-                let payload = dir.join("payload");
-                for f in list_files(&payload, &[], &[]).map_err(|e| io_err(id, &payload, e))? {
-                    fp.add(
-                        format!("output:payload/{}#{}", spec.image, f.display()),
-                        self.file_digest(id, &payload.join(&f))?,
-                    );
-                }
-                if spec.context == crate::spec::ContextKind::Tree {
-                    // the context is the tree less .dockerignore: every entry the archive sends
-                    let t = image::tree_context(cx, spec)?;
-                    let prune = !t.ignore.has_exceptions();
-                    let mut walk = walkdir::WalkDir::new(&t.root)
-                        .follow_links(false)
-                        .sort_by_file_name()
-                        .min_depth(1)
-                        .into_iter();
-                    while let Some(e) = walk.next() {
-                        let e = e.map_err(|e| io_err(id, &t.root, std::io::Error::other(e)))?;
-                        let rel = e.path().strip_prefix(&t.root).expect("under root");
-                        let skipped = t.skip.iter().any(|s| e.path().starts_with(s));
-                        let excluded = skipped || t.ignore.is_excluded(rel);
-                        if excluded {
-                            if e.file_type().is_dir() && (prune || skipped) {
-                                walk.skip_current_dir();
-                            }
-                            continue;
-                        }
-                        let value = if e.file_type().is_dir() {
-                            "dir".to_string()
-                        } else if e.file_type().is_symlink() {
-                            let target = std::fs::read_link(e.path())
-                                .map_err(|err| io_err(id, e.path(), err))?;
-                            format!("link {}", target.display())
-                        } else {
-                            let meta = e
-                                .metadata()
-                                .map_err(|err| io_err(id, e.path(), std::io::Error::other(err)))?;
-                            let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions())
-                                & 0o7777;
-                            format!("{} {mode:o}", self.file_digest(id, e.path())?)
-                        };
-                        fp.add(format!("file:{}", rel.display()), value);
-                    }
-                }
+                // the context is the tree less .dockerignore: every entry the archive sends
+                let tree = (spec.context == crate::spec::ContextKind::Tree)
+                    .then(|| image::tree_context(cx, spec))
+                    .transpose()?;
+                let (s, name) = (id.to_string(), spec.image.clone());
+                let entries = self
+                    .offload(cx, id, move |d, cancel| {
+                        image_inputs(d, cancel, &s, &name, &dir, tree.as_ref())
+                    })
+                    .await?;
+                fp.inputs.extend(entries);
                 let from = cx.vars.base_image(&spec.base);
                 fp.add(format!("image:{from}"), self.image_id(cx, id, &from).await?);
                 let (repository, tags) = image::references(cx, spec)?;
@@ -635,7 +578,8 @@ impl Fingerprinter {
         // Outputs must still be what this step wrote (make, or a person, may have replaced them).
         for (path, digest) in old.outputs.iter().filter(|(k, _)| *k != IMAGE_ID) {
             if self
-                .output_digest(&step.id, &self.build_dir.join(path))?
+                .output_digest(cx, &step.id, &self.build_dir.join(path))
+                .await?
                 .as_ref()
                 != Some(digest)
             {
@@ -666,6 +610,172 @@ impl Fingerprinter {
         }
         Ok((Freshness::Fresh, fp, None))
     }
+}
+
+/// [`Error::Cancelled`] once `cancel` is cancelled: checked between files by blocking walks.
+fn check(cancel: &CancellationToken) -> Result<(), Error> {
+    if cancel.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
+    Ok(())
+}
+
+/// Content digest of `path` (through the run's stat cache), blaming `step`.
+fn digest(d: &FileDigests, step: &str, path: &Path) -> Result<String, Error> {
+    d.digest(path).map_err(|e| io_err(step, path, e))
+}
+
+/// Permission bits of `path` (following links), blaming `step`.
+fn mode(step: &str, path: &Path) -> Result<u32, Error> {
+    std::fs::metadata(path)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+        .map_err(|e| io_err(step, path, e))
+}
+
+/// Digest of an output: a file's content, or for a directory its files' names, modes and
+/// contents. `None` when it does not exist.
+fn output_digest(
+    d: &FileDigests,
+    cancel: &CancellationToken,
+    step: &str,
+    path: &Path,
+) -> Result<Option<String>, Error> {
+    if path.is_file() {
+        return digest(d, step, path).map(Some);
+    }
+    if !path.is_dir() {
+        return Ok(None);
+    }
+    let mut listing = String::new();
+    for f in list_files(path, &[], &[]).map_err(|e| io_err(step, path, e))? {
+        check(cancel)?;
+        let abs = path.join(&f);
+        listing.push_str(&format!(
+            "{}\0{:o}\0{}\0",
+            f.display(),
+            mode(step, &abs)?,
+            digest(d, step, &abs)?
+        ));
+    }
+    Ok(Some(crate::fingerprint::files::sha256_hex(
+        listing.as_bytes(),
+    )))
+}
+
+/// Inputs of a tree archive (`sampleconfig`): every entry under `root` with its type, mode,
+/// link target or content digest, as `file:<tree>/<rel>`. A link that leaves the tree is the
+/// step's own error (the archive would refuse it).
+fn tree_archive_inputs(
+    d: &FileDigests,
+    cancel: &CancellationToken,
+    id: &str,
+    root: &Path,
+    tree: &str,
+) -> Result<Vec<(String, String)>, Error> {
+    let mut entries = Vec::new();
+    if !root.is_dir() {
+        // the step itself reports the missing directory with a hint
+        entries.push((format!("file:{tree}"), "missing".to_string()));
+        return Ok(entries);
+    }
+    let walk = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name()
+        .min_depth(1);
+    for e in walk {
+        check(cancel)?;
+        let e = e.map_err(|e| io_err(id, root, std::io::Error::other(e)))?;
+        let rel = e
+            .path()
+            .strip_prefix(root)
+            .expect("under root")
+            .display()
+            .to_string();
+        let meta = e
+            .metadata()
+            .map_err(|err| io_err(id, e.path(), std::io::Error::other(err)))?;
+        let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+        let value = if e.file_type().is_dir() {
+            format!("dir {mode:o}")
+        } else if e.file_type().is_symlink() {
+            let t = std::fs::read_link(e.path()).map_err(|err| io_err(id, e.path(), err))?;
+            // the archive would refuse it: say so here, blaming this step
+            if crate::archive::path_escapes(root, Path::new(&rel)) {
+                return Err(Error::archive(
+                    id,
+                    crate::archive::ArchiveError::EscapingSymlink {
+                        path: e.path().to_path_buf(),
+                        target: t,
+                    },
+                ));
+            }
+            format!("link {}", t.display())
+        } else {
+            format!("{} {mode:o}", digest(d, id, e.path())?)
+        };
+        entries.push((format!("file:{tree}/{rel}"), value));
+    }
+    Ok(entries)
+}
+
+/// File inputs of the image step: the rendered Dockerfile, every payload file and, for an
+/// image built from the tree (`context: tree`), every entry the context archive sends.
+fn image_inputs(
+    d: &FileDigests,
+    cancel: &CancellationToken,
+    id: &str,
+    image: &str,
+    dir: &Path,
+    tree: Option<&crate::engine::TreeContext>,
+) -> Result<Vec<(String, String)>, Error> {
+    let mut entries = vec![(
+        format!("output:render/{image}"),
+        digest(d, id, &dir.join("Dockerfile"))?,
+    )];
+    let payload = dir.join("payload");
+    for f in list_files(&payload, &[], &[]).map_err(|e| io_err(id, &payload, e))? {
+        check(cancel)?;
+        entries.push((
+            format!("output:payload/{image}#{}", f.display()),
+            digest(d, id, &payload.join(&f))?,
+        ));
+    }
+    let Some(t) = tree else {
+        return Ok(entries);
+    };
+    let prune = !t.ignore.has_exceptions();
+    let mut walk = walkdir::WalkDir::new(&t.root)
+        .follow_links(false)
+        .sort_by_file_name()
+        .min_depth(1)
+        .into_iter();
+    while let Some(e) = walk.next() {
+        check(cancel)?;
+        let e = e.map_err(|e| io_err(id, &t.root, std::io::Error::other(e)))?;
+        let rel = e.path().strip_prefix(&t.root).expect("under root");
+        let skipped = t.skip.iter().any(|s| e.path().starts_with(s));
+        let excluded = skipped || t.ignore.is_excluded(rel);
+        if excluded {
+            if e.file_type().is_dir() && (prune || skipped) {
+                walk.skip_current_dir();
+            }
+            continue;
+        }
+        let value = if e.file_type().is_dir() {
+            "dir".to_string()
+        } else if e.file_type().is_symlink() {
+            let target = std::fs::read_link(e.path()).map_err(|err| io_err(id, e.path(), err))?;
+            format!("link {}", target.display())
+        } else {
+            let meta = e
+                .metadata()
+                .map_err(|err| io_err(id, e.path(), std::io::Error::other(err)))?;
+            let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+            format!("{} {mode:o}", digest(d, id, e.path())?)
+        };
+        entries.push((format!("file:{}", rel.display()), value));
+    }
+    Ok(entries)
 }
 
 /// For every step of `spec`, whether it is fresh or why it must run — without running anything
@@ -726,6 +836,22 @@ pub fn preflight<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Result<(), Erro
     Ok(())
 }
 
+/// The base images (`baseos`, `baseimage`) a build of `spec` needs in the engine: the image's
+/// `FROM`, and the baseimage when a step runs Go in a container (compile without `--native`,
+/// goshim's `go list`, gotools).
+pub fn base_images<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Vec<String> {
+    let mut names = vec![spec.base.clone()];
+    let in_container = plan(cx, spec).iter().any(|s| match s.kind {
+        StepKind::Compile { .. } => !cx.options.native,
+        StepKind::Goshim { .. } | StepKind::Gotools { .. } => true,
+        _ => false,
+    });
+    if in_container && spec.base != "baseimage" {
+        names.push("baseimage".into());
+    }
+    names
+}
+
 /// Run one step's work.
 async fn run_step<E: Engine>(
     cx: &Cx<'_, E>,
@@ -768,6 +894,68 @@ async fn run_step<E: Engine>(
     Ok(None)
 }
 
+/// "No space left on device" anywhere in `e` (an I/O error of the host, a container's output,
+/// the engine's build error) becomes [`Error::NoSpace`] naming the full place: the build dir
+/// when its file system has less than 64 MiB left, else the engine's storage (a container's
+/// layer, the build cache). Other errors are returned as they are.
+fn no_space(build_dir: &Path, e: Error) -> Error {
+    use crate::engine::EngineError as E;
+    const NEEDLE: &str = "no space left on device";
+    let host_full = |p: &Path| {
+        let dir = p.ancestors().find(|a| a.exists()).unwrap_or(p);
+        fs4::available_space(dir).is_ok_and(|n| n < 64 << 20)
+    };
+    let io_full = |err: &std::io::Error| err.kind() == std::io::ErrorKind::StorageFull;
+    let (step, detail, path) = match &e {
+        Error::Io {
+            step, path, source, ..
+        } if io_full(source) => (step, source.to_string(), Some(path.clone())),
+        Error::Archive {
+            step,
+            source: ArchiveError::Io { path, source },
+        } if io_full(source) => (step, source.to_string(), Some(path.clone())),
+        Error::Engine {
+            step,
+            source: E::ContainerExit { log_tail, .. },
+        } if log_tail.iter().any(|l| l.to_lowercase().contains(NEEDLE)) => (
+            step,
+            log_tail
+                .iter()
+                .find(|l| l.to_lowercase().contains(NEEDLE))
+                .cloned()
+                .unwrap_or_default(),
+            None,
+        ),
+        Error::Engine {
+            step,
+            source: E::BuildFailed { message, .. },
+        } if message.to_lowercase().contains(NEEDLE) => (step, message.clone(), None),
+        _ => return e,
+    };
+    // a host I/O error names its own path; a container's or the engine's, the build dir only
+    // when that is what is full
+    let full = path.or_else(|| host_full(build_dir).then(|| build_dir.to_path_buf()));
+    let (where_, hint) = match full {
+        Some(p) => {
+            let dir = if p.is_dir() { p.clone() } else { p.parent().unwrap_or(&p).to_path_buf() };
+            (
+                dir.display().to_string(),
+                format!("free space there (`df -h {}`), or set BUILD_DIR to a directory on another disk", dir.display()),
+            )
+        }
+        None => (
+            "the Docker engine's storage".to_string(),
+            "free space where the engine keeps images and containers (`docker system df`; `docker info -f '{{.DockerRootDir}}'` names the directory)".to_string(),
+        ),
+    };
+    Error::NoSpace {
+        step: step.clone(),
+        where_,
+        hint,
+        detail,
+    }
+}
+
 /// Decide and, when stale, run one step; records the fingerprint after success.
 async fn step_task<E: Engine>(
     cx: &Cx<'_, E>,
@@ -803,7 +991,13 @@ async fn step_task<E: Engine>(
             // Inputs were fingerprinted before the run: a file edited during the run makes the
             // next run stale, never falsely fresh.
             let mut fp = fp;
-            fpr.record_outputs(step, &mut fp, result.as_ref().map(|(id, _)| id.as_str()))?;
+            fpr.record_outputs(
+                cx,
+                step,
+                &mut fp,
+                result.as_ref().map(|(id, _)| id.as_str()),
+            )
+            .await?;
             fpr.store
                 .save(&step.id, &fp)
                 .map_err(|e| io_err(&step.id, &fpr.store.dir(), e))?;
@@ -859,7 +1053,11 @@ async fn execute<E: Engine>(
                 if !started.contains(&s.id) && s.deps.iter().all(|d| done.contains(d)) {
                     started.insert(s.id.clone());
                     let (icx, fpr) = (&icx, &fpr);
-                    running.push(async move { (s.id.clone(), step_task(icx, fpr, spec, s).await) });
+                    running.push(async move {
+                        let r = crate::task::catch_panic(&s.id, step_task(icx, fpr, spec, s));
+                        let r = r.await.map_err(|e| no_space(&icx.build_dir(), e));
+                        (s.id.clone(), r)
+                    });
                 }
             }
         }
@@ -915,7 +1113,7 @@ pub async fn prepare<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Result<Buil
 pub async fn build<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Result<BuiltImage, Error> {
     // Check the FROM image before any work: no point compiling for minutes to fail at the end.
     preflight(cx, spec)?;
-    cx.require_base(&format!("image/{}", spec.image), &spec.base)
+    cx.require_bases(&format!("image/{}", spec.image), &base_images(cx, spec))
         .await?;
     execute(cx, spec, true).await
 }
@@ -1058,6 +1256,81 @@ mod tests {
             !cancel.is_cancelled(),
             "the caller's token must not be cancelled by a step failure"
         );
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_a_step_is_an_internal_error_naming_it_and_cancels_the_others() {
+        let mut h = Harness::new();
+        h.e.set("gotools", Behaviour::Block);
+        h.e.set("archives/goshim.tar.bz2", Behaviour::Panic);
+        let chaintool = h.d.path().join("chaintool");
+        std::fs::write(&chaintool, "#!/bin/sh\n").unwrap();
+        h.opts.chaintool = Some(chaintool);
+        let (e, cx) = (&h.e, h.cx());
+        let spec = crate::spec::image_spec("ccenv").unwrap();
+        let err = build(&cx, &spec).await.unwrap_err();
+        match &err {
+            Error::Internal { step, message } => {
+                assert_eq!(step, "archives/goshim.tar.bz2");
+                assert!(message.contains("panicking as told"), "{message}");
+            }
+            other => panic!("expected an internal error, got {other}"),
+        }
+        assert_eq!(err.exit_code(), 1);
+        assert!(err.hints()[0].contains("bug in imgforge"));
+        // the blocked step was cancelled and awaited (the run returned at all)
+        assert!(e.runs().contains(&"gotools".to_string()));
+    }
+
+    #[test]
+    fn a_full_disk_is_named_and_not_blamed_on_the_source() {
+        let d = tempfile::tempdir().unwrap();
+        let compile = Error::engine(
+            "compile/peer",
+            crate::engine::EngineError::ContainerExit {
+                image: "x".into(),
+                cmd: "go install".into(),
+                code: 1,
+                log_tail: vec![
+                    "go: write /root/.cache/go-build/ab: No space left on device".into(),
+                ],
+            },
+        );
+        assert!(
+            compile.hints()[0].contains("fix the source"),
+            "the compiler's hint before"
+        );
+        let e = no_space(d.path(), compile);
+        assert_eq!(e.exit_code(), 1);
+        assert_eq!(
+            e.to_string(),
+            "compile/peer: no space left on the Docker engine's storage (go: write /root/.cache/go-build/ab: No space left on device)"
+        );
+        assert!(e.hints()[0].contains("docker system df"), "{:?}", e.hints());
+        let file = d.path().join("build/sampleconfig.tar.bz2");
+        let io = Error::archive(
+            "archives/sampleconfig.tar.bz2",
+            ArchiveError::Io {
+                path: file.clone(),
+                source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+            },
+        );
+        let e = no_space(d.path(), io);
+        let dir = d.path().join("build").display().to_string();
+        assert!(
+            e.to_string().starts_with(&format!(
+                "archives/sampleconfig.tar.bz2: no space left on {dir} ("
+            )),
+            "{e}"
+        );
+        assert!(
+            e.hints()[0].contains(&format!("df -h {dir}")),
+            "{:?}",
+            e.hints()
+        );
+        // anything else is left alone
+        let other = no_space(d.path(), Error::Cancelled);
+        assert!(matches!(other, Error::Cancelled));
     }
 
     #[tokio::test]

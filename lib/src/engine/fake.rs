@@ -15,6 +15,8 @@ pub enum Behaviour {
     Fail,
     /// Run until cancelled.
     Block,
+    /// Panic (a bug in the code that runs the step).
+    Panic,
 }
 
 /// The fake engine.
@@ -102,6 +104,7 @@ impl Engine for FakeEngine {
                 cancel.cancelled().await;
                 Err(EngineError::Cancelled)
             }
+            Some(Behaviour::Panic) => panic!("{}: panicking as told", spec.step),
             None => {
                 let n = self.counter.fetch_add(1, Ordering::SeqCst);
                 let last = spec.cmd.last().cloned().unwrap_or_default();

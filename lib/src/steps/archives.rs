@@ -38,11 +38,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, Error> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::Input {
-            step: step.into(),
-            message: format!("archive task failed: {e}"),
-            hint: "this is a bug in imgforge; please report it".into(),
-        })?
+        .map_err(|e| Error::join(step, e))?
         .map_err(|e| Error::archive(step, e))
 }
 

@@ -50,7 +50,7 @@ pub async fn chaintool<E: Engine>(cx: &Cx<'_, E>) -> Result<PathBuf, Error> {
         let (src, d) = (path.clone(), dest.clone());
         let size = tokio::task::spawn_blocking(move || copy_atomic(&src, &d))
             .await
-            .expect("copy task")
+            .map_err(|e| Error::join(step, e))?
             .map_err(|e| Error::Input {
                 step: step.into(),
                 message: format!("cannot copy --chaintool: {e}"),
@@ -102,7 +102,7 @@ pub async fn chaintool<E: Engine>(cx: &Cx<'_, E>) -> Result<PathBuf, Error> {
         r = download => r,
         _ = cx.cancel.cancelled() => return Err(Error::Cancelled),
     }
-    .expect("download task")
+    .map_err(|e| Error::join(step, e))?
     .map_err(|e| Error::Input {
         step: step.into(),
         message: format!(

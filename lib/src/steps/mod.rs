@@ -119,7 +119,7 @@ impl<E: Engine> Cx<'_, E> {
             let d = dir.clone();
             let attempt = tokio::task::spawn_blocking(move || try_lock(&d))
                 .await
-                .map_err(|e| Error::io(step, "lock", &dir, std::io::Error::other(e)))?
+                .map_err(|e| Error::join(step, e))?
                 .map_err(|e| Error::io(step, "lock", crate::build_dir::lock_path(&dir), e))?;
             match attempt {
                 LockAttempt::Held(lock) => return Ok(lock),
@@ -198,6 +198,64 @@ impl<E: Engine> Cx<'_, E> {
                     .map(|v| format!("{n}={v}"))
             })
             .collect()
+    }
+
+    /// Make sure every base image in `names` (`baseos`, `baseimage`) is in the engine, before
+    /// any work: one error lists all that are missing, each with the command that makes it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MissingImages`] (exit code 2) naming every missing reference; the engine's
+    /// error when it cannot be asked.
+    pub async fn require_bases(&self, step: &str, names: &[String]) -> Result<(), Error> {
+        let mut missing = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for name in names.iter().filter(|n| seen.insert(n.as_str())) {
+            let reference = self.vars.base_image(name);
+            if self
+                .engine
+                .inspect_image(&reference)
+                .await
+                .map_err(|e| Error::engine(step, e))?
+                .is_none()
+            {
+                missing.push(crate::error::MissingImage {
+                    command: self.base_command(name),
+                    reference,
+                });
+            }
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::MissingImages {
+                step: step.to_string(),
+                missing,
+            })
+        }
+    }
+
+    /// The command that makes base image `name` with this run's settings: the variables that
+    /// name it (`BASE_DOCKER_NS`, `BASEIMAGE_RELEASE`, `ARCH`, `BASE_DOCKER_TAG`) are repeated
+    /// when they were given on the command line (the environment carries over by itself).
+    fn base_command(&self, name: &str) -> String {
+        let mut cmd = format!("imgforge {name} --debootstrap bookworm");
+        for var in [
+            "BASE_DOCKER_NS",
+            "BASEIMAGE_RELEASE",
+            "ARCH",
+            "BASE_DOCKER_TAG",
+        ] {
+            if let Some(v) = self.vars.var(var) {
+                if v.origin == crate::config::Origin::Flag {
+                    cmd.push_str(&format!(
+                        " {var}={}",
+                        crate::engine::shell_join(std::slice::from_ref(&v.value))
+                    ));
+                }
+            }
+        }
+        cmd
     }
 
     /// Make sure the base image `name` (`baseos`/`baseimage`) is in the engine.
