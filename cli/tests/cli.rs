@@ -1296,3 +1296,71 @@ fn bad_debootstrap_suite_is_named_with_a_hint() {
         assert!(err.contains("apt-get install debootstrap"), "{err}");
     }
 }
+
+/// Bytes the process `pid` has read so far (`rchar` of /proc/PID/io), or 0 once it is gone.
+fn bytes_read(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("rchar: ")
+                    .and_then(|n| n.trim().parse().ok())
+            })
+        })
+        .unwrap_or(0)
+}
+
+/// Ctrl-C while the Go sources of a large tree are being hashed (the first `plan`): the run
+/// ends within 1 s with 130, long before the hashing would have finished. The tree holds
+/// 64 sparse .go files of 64 MiB (4 GiB to hash, a few seconds at least; no disk used).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_fingerprinting_a_large_tree_returns_within_a_second() {
+    let Some((_engine, _serial)) = imgforge_tests::docker_test("cli ctrl-c fingerprint").await
+    else {
+        return;
+    };
+    const FILES: u64 = 64;
+    const SIZE: u64 = 64 << 20;
+    // made after the fixture's commit: git need not hash them
+    let t = FixtureTree::new(|_| {});
+    let dir = t.root.join("vendor/example.com/big");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..FILES {
+        let f = std::fs::File::create(dir.join(format!("f{i:02}.go"))).unwrap();
+        f.set_len(SIZE).unwrap();
+    }
+    let ns = format!("BASE_DOCKER_NS={}", imgforge_tests::TEST_NS);
+    let child = Command::new(env!("CARGO_BIN_EXE_imgforge"))
+        .args(["plan", "peer", "--source", t.root.to_str().unwrap(), &ns])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // hashing has begun once it has read 256 MiB
+    let t0 = std::time::Instant::now();
+    while bytes_read(pid) < 256 << 20 {
+        assert!(
+            t0.elapsed().as_secs() < 120,
+            "the plan never started hashing"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let read_at_signal = bytes_read(pid);
+    assert!(
+        read_at_signal < FILES * SIZE / 2,
+        "hashing was nearly done before the signal ({read_at_signal} bytes): the test proves nothing"
+    );
+    let signalled = std::time::Instant::now();
+    imgforge_tests::sh(Command::new("kill").args(["-INT", &pid.to_string()]));
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let took = signalled.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "the run took {took:?} to end after Ctrl-C: {err}"
+    );
+}

@@ -214,7 +214,7 @@ pub fn plan<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Vec<PlanStep> {
                 None,
                 vec![],
             ),
-            PayloadSource::Chaintool => (
+            PayloadSource::Chaintool {} => (
                 "chaintool".to_string(),
                 build.join("bin/chaintool"),
                 Some(StepKind::Chaintool),
@@ -813,7 +813,7 @@ pub fn preflight<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Result<(), Erro
     let needs_chaintool = spec
         .payload
         .iter()
-        .any(|p| p.source == PayloadSource::Chaintool);
+        .any(|p| p.source == PayloadSource::Chaintool {});
     if needs_chaintool && cx.options.chaintool.is_none() && cx.vars.get("CHAINTOOL_URL").is_empty()
     {
         return Err(Error::Input {

@@ -48,7 +48,7 @@ pub enum PayloadSource {
         packages: Vec<String>,
     },
     /// The chaintool program (`--chaintool PATH` or `CHAINTOOL_URL`).
-    Chaintool,
+    Chaintool {},
 }
 
 /// One file of an image's payload directory.
