@@ -119,6 +119,10 @@ async fn build_images(
         .iter()
         .map(|n| spec::image_spec(n))
         .collect::<Result<Vec<_>, _>>()?;
+    // the checks that need no engine first (chaintool, tags), then the engine's images
+    for s in &specs {
+        pipeline::preflight(&cx, s)?;
+    }
     let mut bases: Vec<String> = specs
         .iter()
         .flat_map(|s| pipeline::base_images(&cx, s))
