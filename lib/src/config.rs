@@ -432,6 +432,9 @@ impl Resolver<'_> {
 /// Resolve every variable in [`VAR_NAMES`] for the source tree `source` (may be `None` for the
 /// base-image factory, which needs no tree), then validate them.
 ///
+/// Blocking: reads the tree's `Makefile` and runs `git rev-parse` (a few milliseconds); from
+/// async code call it before the build starts or through `tokio::task::spawn_blocking`.
+///
 /// Errors: [`ConfigError::UnknownVariable`] for a flag name that is not a Make variable,
 /// [`ConfigError::Reference`] for an invalid namespace or tag, [`ConfigError::Invalid`] for
 /// values with whitespace or quotes where the Dockerfile or compiler command would break.

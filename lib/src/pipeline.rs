@@ -887,7 +887,7 @@ async fn run_step<E: Engine>(
                 .iter()
                 .map(|(n, p, _)| (n.clone(), p.clone()))
                 .collect();
-            payload::payload(cx, name, &pairs)?;
+            payload::payload(cx, name, &pairs).await?;
         }
         StepKind::Image => return Ok(Some(image::image(cx, spec, key).await?)),
     }

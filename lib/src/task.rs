@@ -33,6 +33,26 @@ where
     }
 }
 
+/// Run `f`, which writes into the build dir, on tokio's blocking pool and wait until it has
+/// returned, also when `cancel` fires: `f` gets the token and must check it between units of
+/// work (files) and stop before it commits anything (the rename into place). Unlike
+/// [`blocking`], the caller never returns while `f` still writes, so the build dir's lock is
+/// never released under a running writer.
+///
+/// # Errors
+///
+/// `f`'s error; [`Error::Internal`] naming `step` when `f` panicked.
+pub async fn blocking_write<T, F>(step: &str, cancel: &CancellationToken, f: F) -> Result<T, Error>
+where
+    T: Send + 'static,
+    F: FnOnce(CancellationToken) -> Result<T, Error> + Send + 'static,
+{
+    let token = cancel.clone();
+    tokio::task::spawn_blocking(move || f(token))
+        .await
+        .map_err(|e| Error::join(step, e))?
+}
+
 /// Run the future of `step`, turning a panic inside it into [`Error::Internal`] naming the
 /// step, so that one broken step is reported like any failure (the others are cancelled and
 /// awaited, containers removed) instead of unwinding through the pipeline.

@@ -15,6 +15,7 @@ use super::{mkdir_p, Cx};
 use crate::engine::Engine;
 use crate::error::Error;
 use std::path::{Path, PathBuf};
+use tokio_util::sync::CancellationToken;
 
 /// Assemble the payload directory of `image` from `(file name, source path)` pairs; returns its path.
 pub fn assemble_payload(
@@ -22,12 +23,30 @@ pub fn assemble_payload(
     image_dir: &Path,
     files: &[(String, PathBuf)],
 ) -> Result<PathBuf, Error> {
+    assemble_payload_until(step, image_dir, files, &CancellationToken::new())
+}
+
+/// [`assemble_payload`] that stops before the next copy once `cancel` is cancelled (the old
+/// payload stays; the partial new one is removed with its temporary directory).
+///
+/// # Errors
+///
+/// As [`assemble_payload`], and [`Error::Cancelled`].
+pub fn assemble_payload_until(
+    step: &str,
+    image_dir: &Path,
+    files: &[(String, PathBuf)],
+    cancel: &CancellationToken,
+) -> Result<PathBuf, Error> {
     mkdir_p(step, image_dir)?;
     let tmp = tempfile::Builder::new()
         .prefix(".payload-new-")
         .tempdir_in(image_dir)
         .map_err(|e| Error::io(step, "create temporary directory in", image_dir, e))?;
     for (name, src) in files {
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
         let dst = tmp.path().join(name);
         std::fs::copy(src, &dst).map_err(|e| Error::io(step, "copy", src, e))?;
     }
@@ -53,7 +72,7 @@ pub fn assemble_payload(
 }
 
 /// Assemble `$(BUILD_DIR)/image/<name>/payload`, reporting the step.
-pub fn payload<E: Engine>(
+pub async fn payload<E: Engine>(
     cx: &Cx<'_, E>,
     name: &str,
     files: &[(String, PathBuf)],
@@ -67,7 +86,16 @@ pub fn payload<E: Engine>(
             .collect::<Vec<_>>()
             .join(" "),
     );
-    let dir = assemble_payload(&step, &cx.build_dir().join("image").join(name), files)?;
+    // the copies (binaries of tens of MB) run on the blocking pool, not on the runtime's threads
+    let (s, image_dir, list) = (
+        step.clone(),
+        cx.build_dir().join("image").join(name),
+        files.to_vec(),
+    );
+    let dir = crate::task::blocking_write(&step, cx.cancel, move |cancel| {
+        assemble_payload_until(&s, &image_dir, &list, &cancel)
+    })
+    .await?;
     t.finish(dir.display().to_string());
     Ok(dir)
 }
@@ -75,6 +103,33 @@ pub fn payload<E: Engine>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cancelled_assembly_keeps_the_old_payload() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a");
+        std::fs::write(&a, "A").unwrap();
+        let img = d.path().join("image/peer");
+        assemble_payload("t", &img, &[("peer".into(), a.clone())]).unwrap();
+        std::fs::write(&a, "changed").unwrap();
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let e = assemble_payload_until("t", &img, &[("peer".into(), a)], &cancel).unwrap_err();
+        assert!(matches!(e, Error::Cancelled), "{e:?}");
+        assert_eq!(
+            std::fs::read_to_string(img.join("payload/peer")).unwrap(),
+            "A"
+        );
+        let left: Vec<_> = std::fs::read_dir(&img)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from("payload")],
+            "temporary dirs left"
+        );
+    }
 
     #[test]
     fn payload_is_replaced_whole_and_failure_keeps_old() {
