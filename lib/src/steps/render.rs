@@ -143,28 +143,61 @@ pub fn render(
 /// `RUN` line's history entry holds `http_proxy=<value>`, credentials included (Dockerfile
 /// reference, "Predefined ARGs"). Without the declaration `RUN` still sees the variable.
 ///
-/// Returns the new text and, for each line taken out, the line itself and whether it carried a
-/// default value (which is dropped with it: set the variable in imgforge's environment instead).
+/// An `ARG` may declare several names (`ARG FOO http_proxy`, Dockerfile syntax since
+/// moby/buildkit#1692; the classic builder of Engine 20.10 records such a proxy in the history
+/// too) and may continue over lines ending in `\`: the whole instruction is commented out, and
+/// an `ARG` of its other names is written after it.
+///
+/// Returns the new text and, for each instruction changed, its text (continuations joined) and
+/// whether a proxy name in it carried a default value (which is dropped with it: set the
+/// variable in imgforge's environment instead).
 pub fn strip_proxy_args(dockerfile: &str) -> (String, Vec<(String, bool)>) {
+    let is_proxy = |decl: &str| super::PROXY_VARS.contains(&decl.split('=').next().unwrap_or(""));
     let mut removed = Vec::new();
     let mut out = String::with_capacity(dockerfile.len());
-    for line in dockerfile.split_inclusive('\n') {
-        let t = line.trim();
-        let mut words = t.split_whitespace();
-        let is_proxy_arg = match (words.next(), words.next(), words.next()) {
-            (Some(kw), Some(decl), None) if kw.eq_ignore_ascii_case("ARG") => {
-                let name = decl.split('=').next().unwrap_or("");
-                super::PROXY_VARS.contains(&name)
-            }
-            _ => false,
+    let lines: Vec<&str> = dockerfile.split_inclusive('\n').collect();
+    let mut i = 0;
+    while i < lines.len() {
+        // one instruction: this line and the lines it continues into
+        let start = i;
+        while i + 1 < lines.len()
+            && lines[i].trim_end().ends_with('\\')
+            && !lines[i].trim_start().starts_with('#')
+        {
+            i += 1;
+        }
+        i += 1;
+        let raw = &lines[start..i];
+        let joined = raw
+            .iter()
+            .map(|l| l.trim().trim_end_matches('\\').trim())
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut words = joined.split_whitespace();
+        let decls: Vec<&str> = match words.next() {
+            Some(kw) if kw.eq_ignore_ascii_case("ARG") => words.collect(),
+            _ => Vec::new(),
         };
-        if is_proxy_arg {
-            removed.push((t.to_string(), t.contains('=')));
-            out.push_str(&format!(
-                "# {t}: removed by imgforge (a declared proxy ARG is recorded in the image history; undeclared, RUN still gets it)\n"
-            ));
-        } else {
-            out.push_str(line);
+        if !decls.iter().any(|d| is_proxy(d)) {
+            raw.iter().for_each(|l| out.push_str(l));
+            continue;
+        }
+        let with_default = decls.iter().any(|d| is_proxy(d) && d.contains('='));
+        removed.push((joined.clone(), with_default));
+        for (n, l) in raw.iter().enumerate() {
+            let l = l.trim();
+            if n == 0 {
+                out.push_str(&format!(
+                    "# {l}: removed by imgforge (a declared proxy ARG is recorded in the image history; undeclared, RUN still gets it)\n"
+                ));
+            } else {
+                out.push_str(&format!("# {l}\n"));
+            }
+        }
+        let keep: Vec<&str> = decls.into_iter().filter(|d| !is_proxy(d)).collect();
+        if !keep.is_empty() {
+            out.push_str(&format!("ARG {}\n", keep.join(" ")));
         }
     }
     (out, removed)
