@@ -869,12 +869,18 @@ fn render_strip_proxy_args_multi_name_arg() {
         assert_eq!(removed.len(), 1, "{line:?} kept: {out:?}");
         // nothing outside a comment still declares a proxy
         for l in out.lines().filter(|l| !l.starts_with('#')) {
-            assert!(!l.to_lowercase().contains("proxy"), "{line:?}: {l:?} in {out:?}");
+            assert!(
+                !l.to_lowercase().contains("proxy"),
+                "{line:?}: {l:?} in {out:?}"
+            );
         }
         if let Some(k) = kept {
             assert!(out.contains(k), "{line:?}: {out:?}");
         }
-        assert!(out.starts_with("FROM x\n") && out.ends_with("RUN true\n"), "{out:?}");
+        assert!(
+            out.starts_with("FROM x\n") && out.ends_with("RUN true\n"),
+            "{out:?}"
+        );
     }
 }
 
