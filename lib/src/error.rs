@@ -133,7 +133,6 @@ impl Error {
                 Some("check") => "the new base image does not work: check the root filesystem (for baseimage it needs golang-go, gcc, libc6-dev, git)".into(),
                 _ => "the lines above are the command's output".into(),
             }],
-            Error::Engine { source: EngineError::ImageMissing { .. }, .. } => Vec::new(),
             Error::MissingImages { missing, .. } => {
                 let mut h: Vec<String> = missing
                     .iter()
@@ -185,7 +184,7 @@ impl Error {
                 ..
             } => 130,
             Error::Engine {
-                source: EngineError::ImageMissing { .. } | EngineError::Unreachable { .. },
+                source: EngineError::Unreachable { .. },
                 ..
             } => 2,
             Error::Archive { source, .. } => match source {

@@ -19,6 +19,7 @@ use crate::fingerprint::files::{list_files, FileDigests};
 use crate::fingerprint::{compare, Fingerprint, Freshness, StaleReason, Store};
 use crate::spec::{ImageSpec, PayloadSource};
 use crate::steps::{archives, chaintool, compile, gotools, image, payload, render, Cx};
+use crate::task::check;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -293,15 +294,16 @@ impl Fingerprinter {
     ) -> Result<&BTreeMap<String, String>, Error> {
         self.go_sources
             .get_or_try_init(|| async {
-                let (src, build, step) = (cx.source(), cx.build_dir(), step.to_string());
-                self.offload(cx, &step.clone(), move |d, cancel| {
+                let (src, build, name) = (cx.source(), cx.build_dir(), step.to_string());
+                self.offload(cx, step, move |d, cancel| {
+                    let step = name.as_str();
                     let files = list_files(&src, GO_SUFFIXES, &[build])
-                        .map_err(|e| io_err(&step, &src, e))?;
+                        .map_err(|e| io_err(step, &src, e))?;
                     let mut map = BTreeMap::new();
                     for f in files {
                         check(cancel)?;
                         let abs = src.join(&f);
-                        map.insert(format!("file:{}", f.display()), digest(d, &step, &abs)?);
+                        map.insert(format!("file:{}", f.display()), digest(d, step, &abs)?);
                     }
                     Ok(map)
                 })
@@ -612,23 +614,20 @@ impl Fingerprinter {
     }
 }
 
-/// [`Error::Cancelled`] once `cancel` is cancelled: checked between files by blocking walks.
-fn check(cancel: &CancellationToken) -> Result<(), Error> {
-    if cancel.is_cancelled() {
-        return Err(Error::Cancelled);
-    }
-    Ok(())
-}
-
 /// Content digest of `path` (through the run's stat cache), blaming `step`.
 fn digest(d: &FileDigests, step: &str, path: &Path) -> Result<String, Error> {
     d.digest(path).map_err(|e| io_err(step, path, e))
 }
 
+/// Permission bits (with setuid, setgid, sticky) of `meta`.
+fn perm_bits(meta: &std::fs::Metadata) -> u32 {
+    std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777
+}
+
 /// Permission bits of `path` (following links), blaming `step`.
 fn mode(step: &str, path: &Path) -> Result<u32, Error> {
     std::fs::metadata(path)
-        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+        .map(|m| perm_bits(&m))
         .map_err(|e| io_err(step, path, e))
 }
 
@@ -694,7 +693,7 @@ fn tree_archive_inputs(
         let meta = e
             .metadata()
             .map_err(|err| io_err(id, e.path(), std::io::Error::other(err)))?;
-        let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+        let mode = perm_bits(&meta);
         let value = if e.file_type().is_dir() {
             format!("dir {mode:o}")
         } else if e.file_type().is_symlink() {
@@ -770,7 +769,7 @@ fn image_inputs(
             let meta = e
                 .metadata()
                 .map_err(|err| io_err(id, e.path(), std::io::Error::other(err)))?;
-            let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+            let mode = perm_bits(&meta);
             format!("{} {mode:o}", digest(d, id, e.path())?)
         };
         entries.push((format!("file:{}", rel.display()), value));

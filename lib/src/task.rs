@@ -9,6 +9,19 @@ use crate::error::Error;
 use std::panic::AssertUnwindSafe;
 use tokio_util::sync::CancellationToken;
 
+/// [`Error::Cancelled`] once `cancel` is cancelled: what blocking work checks between units
+/// (files).
+///
+/// # Errors
+///
+/// [`Error::Cancelled`] when `cancel` is cancelled.
+pub fn check(cancel: &CancellationToken) -> Result<(), Error> {
+    if cancel.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
+    Ok(())
+}
+
 /// Run `f` on tokio's blocking pool for `step`.
 ///
 /// `f` gets a clone of `cancel` and should check [`CancellationToken::is_cancelled`] between

@@ -153,14 +153,6 @@ pub enum EngineError {
         /// The daemon's message.
         message: String,
     },
-    /// An image the step needs is not in the engine (nothing is pulled).
-    #[error("image {reference} is not in the Docker engine (imgforge never pulls)\nhint: {hint}")]
-    ImageMissing {
-        /// The reference looked up.
-        reference: String,
-        /// How to get it.
-        hint: String,
-    },
     /// A build container exited non-zero.
     #[error("`{cmd}` in {image} exited with code {code}; last lines of output:\n{}", log_tail.join("\n"))]
     ContainerExit {

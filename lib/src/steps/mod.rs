@@ -258,26 +258,15 @@ impl<E: Engine> Cx<'_, E> {
         cmd
     }
 
-    /// Make sure the base image `name` (`baseos`/`baseimage`) is in the engine.
+    /// Make sure the base image `name` (`baseos`/`baseimage`) is in the engine; returns its
+    /// reference.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cx::require_bases`] for the one image.
     pub async fn require_base(&self, step: &str, name: &str) -> Result<String, Error> {
-        let reference = self.vars.base_image(name);
-        match self
-            .engine
-            .inspect_image(&reference)
-            .await
-            .map_err(|e| Error::engine(step, e))?
-        {
-            Some(_) => Ok(reference),
-            None => Err(Error::engine(
-                step,
-                crate::engine::EngineError::ImageMissing {
-                    hint: format!(
-                        "build it with `imgforge {name} --debootstrap bookworm` (or `--rootfs DIR`), or set BASE_DOCKER_NS / BASEIMAGE_RELEASE / ARCH to an image you have (`docker images '*/fabric-{name}'`)"
-                    ),
-                    reference,
-                },
-            )),
-        }
+        self.require_bases(step, &[name.to_string()]).await?;
+        Ok(self.vars.base_image(name))
     }
 }
 

@@ -44,9 +44,7 @@ pub fn assemble_payload_until(
         .tempdir_in(image_dir)
         .map_err(|e| Error::io(step, "create temporary directory in", image_dir, e))?;
     for (name, src) in files {
-        if cancel.is_cancelled() {
-            return Err(Error::Cancelled);
-        }
+        crate::task::check(cancel)?;
         let dst = tmp.path().join(name);
         std::fs::copy(src, &dst).map_err(|e| Error::io(step, "copy", src, e))?;
     }
