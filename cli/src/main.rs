@@ -114,22 +114,12 @@ async fn build_images(
         reporter,
         cancel,
     };
-    // every base image any of them needs, checked at once (one error lists all missing)
+    // all of them checked before the first starts: one error names every missing base image
     let specs = names
         .iter()
         .map(|n| spec::image_spec(n))
         .collect::<Result<Vec<_>, _>>()?;
-    // the checks that need no engine first (chaintool, tags), then the engine's images
-    for s in &specs {
-        pipeline::preflight(&cx, s)?;
-    }
-    let mut bases: Vec<String> = specs
-        .iter()
-        .flat_map(|s| pipeline::base_images(&cx, s))
-        .collect();
-    bases.sort();
-    bases.dedup();
-    cx.require_bases("preflight", &bases).await?;
+    pipeline::preflight_all(&cx, "preflight", &specs).await?;
     for s in specs {
         let built = pipeline::build(&cx, &s).await?;
         reporter.line(&format!(

@@ -1108,12 +1108,37 @@ pub async fn prepare<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Result<Buil
     execute(cx, spec, false).await
 }
 
+/// Everything that can fail before any work, for all of `specs` at once: the engine-free
+/// checks ([`preflight`]: chaintool, tags) of each, then one look in the engine for the union of
+/// their base images, so that one error names every missing image (`imgforge all` checks its
+/// five images together). `step` names the check in errors.
+///
+/// # Errors
+///
+/// [`preflight`]'s errors; [`Error::MissingImages`] listing every missing base image.
+pub async fn preflight_all<E: Engine>(
+    cx: &Cx<'_, E>,
+    step: &str,
+    specs: &[ImageSpec],
+) -> Result<(), Error> {
+    for spec in specs {
+        preflight(cx, spec)?;
+    }
+    let mut bases: Vec<String> = specs.iter().flat_map(|s| base_images(cx, s)).collect();
+    bases.sort();
+    bases.dedup();
+    cx.require_bases(step, &bases).await
+}
+
 /// Build one Fabric image: everything `make <name>-docker` does, skipping fresh steps.
 pub async fn build<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Result<BuiltImage, Error> {
     // Check the FROM image before any work: no point compiling for minutes to fail at the end.
-    preflight(cx, spec)?;
-    cx.require_bases(&format!("image/{}", spec.image), &base_images(cx, spec))
-        .await?;
+    preflight_all(
+        cx,
+        &format!("image/{}", spec.image),
+        std::slice::from_ref(spec),
+    )
+    .await?;
     execute(cx, spec, true).await
 }
 
