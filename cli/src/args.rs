@@ -1,6 +1,8 @@
 //! Command-line arguments (clap structs only; no behaviour).
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use imgforge::spec::{Catalog, SpecLocation};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// Build Hyperledger Fabric 1.x container images the way Fabric's Makefile does, through the
@@ -20,6 +22,108 @@ pub struct Cli {
     /// Show only errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// A directory of payload specs (`NAME.toml`, templates as `TEMPLATE/Dockerfile.in`) that
+    /// adds images or replaces built-in ones; repeatable, after those of IMGFORGE_SPECS
+    /// (colon-separated).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub specs: Vec<PathBuf>,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Invocation {
+    /// `imgforge NAME`: build the image a spec defines.
+    Image(String, ImageArgs),
+    /// `imgforge NAME` for a base spec: make the base image from a root filesystem.
+    Base(String, BaseArgs),
+    /// Any other command.
+    Other(Command),
+}
+
+/// Global flags, whatever the command.
+#[derive(Debug, Clone, Copy)]
+pub struct Globals {
+    /// `--json`.
+    pub json: bool,
+    /// `--verbose`.
+    pub verbose: bool,
+    /// `--quiet`.
+    pub quiet: bool,
+}
+
+/// The spec directories of a command line: `IMGFORGE_SPECS` (colon-separated), then every
+/// `--specs DIR` / `--specs=DIR`, read before the full parse because they decide which image
+/// commands exist.
+pub fn spec_dirs(args: &[OsString]) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("IMGFORGE_SPECS")
+        .map(|v| {
+            std::env::split_paths(&v)
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        let a = a.to_string_lossy();
+        if a == "--" {
+            break;
+        }
+        if a == "--specs" {
+            if let Some(d) = it.next() {
+                dirs.push(PathBuf::from(d));
+            }
+        } else if let Some(d) = a.strip_prefix("--specs=") {
+            dirs.push(PathBuf::from(d));
+        }
+    }
+    dirs
+}
+
+/// Parse `args` with one subcommand per image and base spec of `catalog`.
+///
+/// # Errors
+///
+/// clap's error (or help/version request), to be shown with `exit()`.
+pub fn parse(catalog: &Catalog, args: Vec<OsString>) -> Result<(Globals, Invocation), clap::Error> {
+    let mut cmd = Cli::command();
+    for s in catalog.images() {
+        let from = match &s.location {
+            SpecLocation::Builtin => String::new(),
+            SpecLocation::File(p) => format!("; spec {}", p.display()),
+        };
+        let about = if s.context == imgforge::spec::ContextKind::Tree {
+            format!("Build $DOCKER_NS/fabric-{} (make {}-docker): a build with the repository root as context, honouring the tree's .dockerignore{from}", s.image, s.image)
+        } else {
+            format!(
+                "Build $DOCKER_NS/fabric-{} (make {}-docker){from}",
+                s.image, s.image
+            )
+        };
+        cmd = cmd.subcommand(ImageArgs::augment_args(
+            clap::Command::new(s.image.clone()).about(about),
+        ));
+    }
+    for b in catalog.base_names() {
+        cmd = cmd.subcommand(BaseArgs::augment_args(clap::Command::new(b.clone()).about(
+            format!("Make $BASE_DOCKER_NS/fabric-{b} from a root filesystem"),
+        )));
+    }
+    let m: ArgMatches = cmd.try_get_matches_from(args)?;
+    let globals = Globals {
+        json: m.get_flag("json"),
+        verbose: m.get_flag("verbose"),
+        quiet: m.get_flag("quiet"),
+    };
+    let inv = match m.subcommand() {
+        Some((name, sub)) if catalog.image(name).is_ok() => {
+            Invocation::Image(name.to_string(), ImageArgs::from_arg_matches(sub)?)
+        }
+        Some((name, sub)) if catalog.base(name).is_ok() => {
+            Invocation::Base(name.to_string(), BaseArgs::from_arg_matches(sub)?)
+        }
+        _ => Invocation::Other(Cli::from_arg_matches(&m)?.command),
+    };
+    Ok((globals, inv))
 }
 
 /// Make variables, settable as flags, as `NAME=VALUE` arguments, or as environment variables of
@@ -128,23 +232,9 @@ pub struct RootfsFlags {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Build hyperledger/fabric-peer (make peer-docker).
-    Peer(ImageArgs),
-    /// Build hyperledger/fabric-orderer (make orderer-docker).
-    Orderer(ImageArgs),
-    /// Build hyperledger/fabric-ccenv (make ccenv).
-    Ccenv(ImageArgs),
-    /// Build hyperledger/fabric-buildenv (make buildenv).
-    Buildenv(ImageArgs),
-    /// Build hyperledger/fabric-tools (make tools-docker): a multi-stage build with the
-    /// repository root as context, honouring the tree's .dockerignore.
-    Tools(ImageArgs),
-    /// Build peer, orderer, ccenv, buildenv and tools (make docker).
+    /// Build every image of the specs, in order (make docker): peer, orderer, ccenv,
+    /// buildenv, tools, and those of --specs directories.
     All(ImageArgs),
-    /// Make fabric-baseos from a root filesystem.
-    Baseos(BaseArgs),
-    /// Make fabric-baseimage (the Go build image) from a root filesystem.
-    Baseimage(BaseArgs),
     /// Render build/image/NAME/Dockerfile and print it.
     Render {
         /// Image name.

@@ -6,14 +6,14 @@
 mod args;
 mod report;
 
-use args::{BaseArgs, BuildFlags, Cli, Command, VarFlags};
-use clap::Parser;
+use args::{BaseArgs, BuildFlags, Command, Globals, Invocation, VarFlags};
 use imgforge::config::{resolve, BuildVars, VarInputs};
 use imgforge::engine::docker::LazyDockerEngine;
 use imgforge::engine::{Engine, LABEL_MANAGED};
 use imgforge::factory::{build_base, BaseOptions, RootfsInput};
+use imgforge::spec::Catalog;
 use imgforge::steps::{BuildOptions, Cx};
-use imgforge::{pipeline, spec, Error, Reporter};
+use imgforge::{pipeline, Error, Reporter};
 use report::CliReporter;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -74,14 +74,15 @@ fn options(b: &BuildFlags) -> Result<BuildOptions, Error> {
 
 /// Variables, options and payload spec of a command that names one image.
 fn named(
+    catalog: &Catalog,
     name: &str,
     vars: &VarFlags,
     build: &BuildFlags,
-) -> Result<(BuildVars, BuildOptions, spec::ImageSpec), Error> {
+) -> Result<(BuildVars, BuildOptions, imgforge::spec::ImageSpec), Error> {
     Ok((
         vars_for(vars, &build.assignments, true)?,
         options(build)?,
-        spec::image_spec(name)?,
+        catalog.image(name)?,
     ))
 }
 
@@ -97,7 +98,8 @@ fn source_date_epoch() -> Result<Option<u64>, Error> {
 }
 
 async fn build_images(
-    names: &[&str],
+    catalog: &Catalog,
+    names: &[String],
     vars: &VarFlags,
     build: &BuildFlags,
     reporter: &CliReporter,
@@ -117,7 +119,7 @@ async fn build_images(
     // all of them checked before the first starts: one error names every missing base image
     let specs = names
         .iter()
-        .map(|n| spec::image_spec(n))
+        .map(|n| catalog.image(n))
         .collect::<Result<Vec<_>, _>>()?;
     pipeline::preflight_all(&cx, "preflight", &specs).await?;
     for s in specs {
@@ -133,6 +135,7 @@ async fn build_images(
 }
 
 async fn base(
+    catalog: &Catalog,
     name: &str,
     a: &BaseArgs,
     reporter: &CliReporter,
@@ -144,7 +147,7 @@ async fn base(
         &a.assignments,
         a.vars.source != std::path::Path::new("."),
     )?;
-    let s = spec::base_spec(name)?;
+    let s = catalog.base(name)?;
     let rootfs = match (&a.rootfs.rootfs, &a.rootfs.debootstrap) {
         (Some(p), _) if p.is_dir() => RootfsInput::Dir(p.clone()),
         (Some(p), _) if p.is_file() => RootfsInput::Tar(p.clone()),
@@ -190,31 +193,42 @@ async fn base(
     Ok(())
 }
 
-async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Result<(), Error> {
+async fn run(
+    catalog: &Catalog,
+    globals: Globals,
+    invocation: Invocation,
+    reporter: &CliReporter,
+    cancel: &CancellationToken,
+) -> Result<(), Error> {
     // commands that only look never change the engine (no sweep of dead runs' containers)
-    let engine = match &cli.command {
-        Command::Plan(_)
-        | Command::Render { .. }
-        | Command::Config { .. }
-        | Command::List { .. } => LazyDockerEngine::read_only(),
+    let engine = match &invocation {
+        Invocation::Other(
+            Command::Plan(_)
+            | Command::Render { .. }
+            | Command::Config { .. }
+            | Command::List { .. },
+        ) => LazyDockerEngine::read_only(),
         _ => LazyDockerEngine::new(),
     };
-    match &cli.command {
-        Command::Peer(a) => {
-            build_images(&["peer"], &a.vars, &a.build, reporter, cancel, &engine).await
+    let command = match invocation {
+        Invocation::Image(name, a) => {
+            return build_images(
+                catalog,
+                &[name],
+                &a.vars,
+                &a.build,
+                reporter,
+                cancel,
+                &engine,
+            )
+            .await
         }
-        Command::Orderer(a) => {
-            build_images(&["orderer"], &a.vars, &a.build, reporter, cancel, &engine).await
+        Invocation::Base(name, a) => {
+            return base(catalog, &name, &a, reporter, cancel, &engine).await
         }
-        Command::Ccenv(a) => {
-            build_images(&["ccenv"], &a.vars, &a.build, reporter, cancel, &engine).await
-        }
-        Command::Buildenv(a) => {
-            build_images(&["buildenv"], &a.vars, &a.build, reporter, cancel, &engine).await
-        }
-        Command::Tools(a) => {
-            build_images(&["tools"], &a.vars, &a.build, reporter, cancel, &engine).await
-        }
+        Invocation::Other(c) => c,
+    };
+    match &command {
         Command::All(a) => {
             if a.build.template.is_some() {
                 return Err(Error::Input {
@@ -223,13 +237,14 @@ async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Re
                     hint: "build the image that needs it on its own (`imgforge peer --template FILE`), or use --builtin-template".into(),
                 });
             }
-            let names = spec::image_names();
-            build_images(&names, &a.vars, &a.build, reporter, cancel, &engine).await
+            let names = catalog.image_names();
+            build_images(
+                catalog, &names, &a.vars, &a.build, reporter, cancel, &engine,
+            )
+            .await
         }
-        Command::Baseos(a) => base("baseos", a, reporter, cancel, &engine).await,
-        Command::Baseimage(a) => base("baseimage", a, reporter, cancel, &engine).await,
         Command::Render { name, vars, build } => {
-            let (v, opts, s) = named(name, vars, build)?;
+            let (v, opts, s) = named(catalog, name, vars, build)?;
             let cx = Cx {
                 vars: &v,
                 options: &opts,
@@ -237,14 +252,16 @@ async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Re
                 reporter,
                 cancel,
             };
-            let path = imgforge::steps::render::render_dockerfile(&cx, name, &s.template)?;
+            let own = s.own_template();
+            let path =
+                imgforge::steps::render::render_dockerfile(&cx, name, &s.template, own.as_ref())?;
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| Error::io("render", "read", &path, e))?;
             print!("{text}");
             Ok(())
         }
         Command::Payload(a) => {
-            let (v, opts, s) = named(&a.name, &a.vars, &a.build)?;
+            let (v, opts, s) = named(catalog, &a.name, &a.vars, &a.build)?;
             notice_defaults(reporter, &v);
             let cx = Cx {
                 vars: &v,
@@ -264,7 +281,7 @@ async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Re
             Ok(())
         }
         Command::Plan(a) => {
-            let (v, opts, s) = named(&a.name, &a.vars, &a.build)?;
+            let (v, opts, s) = named(catalog, &a.name, &a.vars, &a.build)?;
             let cx = Cx {
                 vars: &v,
                 options: &opts,
@@ -273,7 +290,7 @@ async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Re
                 cancel,
             };
             let steps = pipeline::explain(&cx, &s).await?;
-            if cli.json {
+            if globals.json {
                 let list: Vec<serde_json::Value> = steps
                     .iter()
                     .map(|(step, f)| {
@@ -329,8 +346,8 @@ async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Re
         }
         Command::List { vars, assignments } => {
             let v = vars_for(vars, assignments, true)?;
-            for n in spec::image_names() {
-                println!("{}:{}", v.repository(n), v.get("DOCKER_TAG"));
+            for n in catalog.image_names() {
+                println!("{}:{}", v.repository(&n), v.get("DOCKER_TAG"));
             }
             Ok(())
         }
@@ -357,7 +374,7 @@ async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Re
                     })
                 })?;
                 println!("{}", var.value);
-            } else if cli.json {
+            } else if globals.json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&v).expect("serializable")
@@ -416,7 +433,8 @@ async fn run(cli: Cli, reporter: &CliReporter, cancel: &CancellationToken) -> Re
             if *images {
                 // Only images in our exact repositories, built by our image step for that
                 // repository: a user's image FROM fabric-peer inherits our labels.
-                let repos: Vec<String> = spec::image_names()
+                let repos: Vec<String> = catalog
+                    .image_names()
                     .iter()
                     .map(|n| v.repository(n))
                     .collect();
@@ -493,8 +511,21 @@ fn print_error(e: &Error) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let reporter = CliReporter::new(cli.json, cli.verbose, cli.quiet);
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // the specs decide which image commands exist: loaded (and checked) before parsing
+    let catalog = match Catalog::load(&args::spec_dirs(&argv)) {
+        Ok(c) => c,
+        Err(e) => {
+            let e = Error::from(e);
+            print_error(&e);
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    let (globals, invocation) = match args::parse(&catalog, argv) {
+        Ok(p) => p,
+        Err(e) => e.exit(),
+    };
+    let reporter = CliReporter::new(globals.json, globals.verbose, globals.quiet);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -541,7 +572,7 @@ fn main() -> ExitCode {
             let (num, _) = next_signal!();
             std::process::exit(128 + num);
         });
-        run(cli, &reporter, &cancel).await
+        run(&catalog, globals, invocation, &reporter, &cancel).await
     })))
     .unwrap_or_else(|payload| Err(Error::internal("imgforge", Error::panic_message(payload.as_ref()))));
     // Blocking work still running (a walk that has not seen the cancellation yet) must not

@@ -167,6 +167,17 @@ pub enum ConfigError {
     },
 }
 
+/// The names read from a [`BuildVars::traced`] copy.
+#[derive(Debug, Clone)]
+pub struct VarReads(std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>);
+
+impl VarReads {
+    /// The names read so far, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.0.lock().expect("lock").iter().cloned().collect()
+    }
+}
+
 /// The resolved variables, by Make name, each with its origin.
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildVars {
@@ -174,16 +185,34 @@ pub struct BuildVars {
     /// The source tree these were resolved for, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
+    /// Names read through [`BuildVars::get`], when this is a [`BuildVars::traced`] copy.
+    #[serde(skip)]
+    reads: Option<std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>>,
 }
 
 impl BuildVars {
     /// Value of `name`. Panics if `name` is not in [`VAR_NAMES`]: every name there is always set.
     pub fn get(&self, name: &str) -> &str {
+        if let Some(reads) = &self.reads {
+            reads.lock().expect("lock").insert(name.to_string());
+        }
         &self
             .vars
             .get(name)
             .unwrap_or_else(|| panic!("variable {name} is not resolved"))
             .value
+    }
+
+    /// A copy that records every name read through [`BuildVars::get`], and the record.
+    ///
+    /// A step builds its command from traced variables to declare exactly the variables the
+    /// command depends on as fingerprint inputs ([`crate::steps::Input::Var`]): one function
+    /// makes both, so they cannot drift apart.
+    pub fn traced(&self) -> (BuildVars, VarReads) {
+        let reads = std::sync::Arc::new(std::sync::Mutex::new(Default::default()));
+        let mut copy = self.clone();
+        copy.reads = Some(reads.clone());
+        (copy, VarReads(reads))
     }
 
     /// Value and origin of `name`, if it is a known variable.
@@ -528,6 +557,7 @@ pub fn resolve(source: Option<&Path>, inputs: &VarInputs) -> Result<BuildVars, C
     let vars = BuildVars {
         vars: r.vars,
         source,
+        reads: None,
     };
     validate(&vars)?;
     Ok(vars)

@@ -1,10 +1,14 @@
 //! The whole flow for one Fabric image, as a graph of steps with explained freshness.
 //!
-//! [`plan`] turns a payload spec into steps (what `make peer-docker` would run, and in which
-//! order); [`explain`] says for each whether it is fresh or why it is stale, without running
-//! anything (`imgforge plan`); [`build`] runs the stale ones — steps that do not depend on each
-//! other (compile, archives, render, chaintool) at the same time — and records their
+//! [`plan`] turns a payload spec into steps ([`Op`]s: what `make peer-docker` would run, and in
+//! which order); [`explain`] says for each whether it is fresh or why it is stale, without
+//! running anything (`imgforge plan`); [`build`] runs the stale ones — steps that do not depend
+//! on each other (compile, archives, render, chaintool) at the same time — and records their
 //! fingerprints (`fingerprint` module).
+//!
+//! The pipeline knows steps only by what they declare ([`Op::deps`], [`Op::inputs`],
+//! [`Op::outputs`]): it resolves the declared inputs into fingerprints, checks the declared
+//! outputs, and never asks what kind of step it runs.
 //!
 //! ```text
 //! render/<name> ───────────────────────────────────────────────┐
@@ -17,8 +21,8 @@ use crate::error::Error;
 use crate::event::Event;
 use crate::fingerprint::files::{list_files, FileDigests};
 use crate::fingerprint::{compare, Fingerprint, Freshness, StaleReason, Store};
-use crate::spec::{ImageSpec, PayloadSource};
-use crate::steps::{archives, chaintool, compile, gotools, image, payload, render, Cx};
+use crate::spec::ImageSpec;
+use crate::steps::{image, payload, registry, render, Cx, Input, Op, Output, Planner, Produced};
 use crate::task::check;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -37,72 +41,8 @@ const GO_SUFFIXES: &[&str] = &[
     ".go", ".c", ".h", ".s", ".S", ".syso", ".cc", ".cpp", ".hh", ".hpp",
 ];
 
-/// What a step does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StepKind {
-    /// Render `Dockerfile.in` → `build/image/<name>/Dockerfile`.
-    Render {
-        /// Image name.
-        name: String,
-        /// Template name.
-        template: String,
-    },
-    /// `go install` of `package` into `build/docker/bin/<file>`.
-    Compile {
-        /// Binary name.
-        file: String,
-        /// Package relative to `PKGNAME`.
-        package: String,
-    },
-    /// `build/<file>` = tar.bz2 of the tree's `tree` directory.
-    TreeArchive {
-        /// Directory of the tree.
-        tree: String,
-        /// Output file name.
-        file: String,
-    },
-    /// `build/<file>` = goshim tar.bz2 of `target` and its dependencies.
-    Goshim {
-        /// Package directory.
-        target: String,
-        /// Output file name.
-        file: String,
-    },
-    /// Vendored Go tools into `build/docker/gotools/bin`.
-    Gotools {
-        /// Packages relative to the tree.
-        packages: Vec<String>,
-    },
-    /// `build/<file>` = tar.bz2 of `build/docker/gotools/bin`.
-    GotoolsArchive {
-        /// Output file name.
-        file: String,
-    },
-    /// `build/bin/chaintool`.
-    Chaintool,
-    /// `build/image/<name>/payload` from the outputs of the producer steps.
-    Payload {
-        /// Image name.
-        name: String,
-        /// `(file name in payload, source path, producing step)`.
-        files: Vec<(String, PathBuf, String)>,
-    },
-    /// `docker build` + tags.
-    Image,
-}
-
-/// One step of a plan.
-#[derive(Debug, Clone)]
-pub struct PlanStep {
-    /// Identifier, `<kind>/<name>`, e.g. `compile/peer`.
-    pub id: String,
-    /// What it does.
-    pub kind: StepKind,
-    /// Steps that must finish first.
-    pub deps: Vec<String>,
-    /// Files or directories it produces (checked for freshness).
-    pub outputs: Vec<PathBuf>,
-}
+/// The steps of one image, in a valid order.
+pub type Plan<E> = Vec<Box<dyn Op<E>>>;
 
 /// What a finished image build produced.
 #[derive(Debug, Clone)]
@@ -121,137 +61,105 @@ pub struct BuiltImage {
     pub ran: Vec<String>,
 }
 
-fn tool_name(package: &str) -> String {
-    package.rsplit('/').next().unwrap_or(package).to_string()
-}
-
-/// The steps that build `spec`, in a valid order. Pure: reads nothing, runs nothing.
-pub fn plan<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Vec<PlanStep> {
+/// The steps that build `spec`, in a valid order: `render/<name>`, the steps each payload
+/// entry's kind plans ([`registry`]), `payload/<name>`, `image/<name>`. Pure: reads nothing,
+/// runs nothing.
+///
+/// # Errors
+///
+/// [`Error::Input`] (step `spec`) for a payload kind imgforge does not know, for parameters
+/// that do not fit their kind, and for steps whose dependencies are missing or form a cycle.
+pub fn plan<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Result<Plan<E>, Error> {
     let build = cx.build_dir();
     let name = &spec.image;
-    let mut steps = vec![PlanStep {
-        id: format!("render/{name}"),
-        kind: StepKind::Render {
-            name: name.clone(),
-            template: spec.template.clone(),
-        },
-        deps: vec![],
-        outputs: vec![build.join("image").join(name).join("Dockerfile")],
-    }];
-    let mut gotool_packages: Vec<String> = Vec::new();
-    for e in &spec.payload {
-        match &e.source {
-            PayloadSource::Gotool { package } => gotool_packages.push(package.clone()),
-            PayloadSource::GotoolsArchive { packages } => {
-                gotool_packages.extend(packages.iter().cloned())
-            }
-            _ => {}
-        }
-    }
-    gotool_packages.sort();
-    gotool_packages.dedup();
-    let gotools_bin = build.join("docker/gotools/bin");
-    if !gotool_packages.is_empty() {
-        steps.push(PlanStep {
-            id: "gotools".into(),
-            outputs: gotool_packages
-                .iter()
-                .map(|p| gotools_bin.join(tool_name(p)))
-                .collect(),
-            kind: StepKind::Gotools {
-                packages: gotool_packages.clone(),
-            },
-            deps: vec![],
-        });
-    }
+    let dir = build.join("image").join(name);
+    let mut p = Planner::new(cx, name);
+    p.add(render::Render {
+        name: name.clone(),
+        template: spec.template.clone(),
+        own: spec.own_template(),
+        out: dir.join("Dockerfile"),
+    });
+    let kinds = registry::<E>();
     let mut files = Vec::new();
     for e in &spec.payload {
-        let (id, out, kind, deps) = match &e.source {
-            PayloadSource::Binary { package } => {
-                let dir = if cx.options.native {
-                    "bin"
-                } else {
-                    "docker/bin"
-                };
-                (
-                    format!("compile/{}", e.file),
-                    build.join(dir).join(&e.file),
-                    Some(StepKind::Compile {
-                        file: e.file.clone(),
-                        package: package.clone(),
-                    }),
-                    vec![],
-                )
-            }
-            PayloadSource::TreeArchive { tree } => (
-                format!("archives/{}", e.file),
-                build.join(&e.file),
-                Some(StepKind::TreeArchive {
-                    tree: tree.clone(),
-                    file: e.file.clone(),
-                }),
-                vec![],
-            ),
-            PayloadSource::Goshim { target } => (
-                format!("archives/{}", e.file),
-                build.join(&e.file),
-                Some(StepKind::Goshim {
-                    target: target.clone(),
-                    file: e.file.clone(),
-                }),
-                vec![],
-            ),
-            PayloadSource::GotoolsArchive { .. } => (
-                format!("archives/{}", e.file),
-                build.join(&e.file),
-                Some(StepKind::GotoolsArchive {
-                    file: e.file.clone(),
-                }),
-                vec!["gotools".to_string()],
-            ),
-            PayloadSource::Gotool { .. } => (
-                "gotools".to_string(),
-                gotools_bin.join(&e.file),
-                None,
-                vec![],
-            ),
-            PayloadSource::Chaintool {} => (
-                "chaintool".to_string(),
-                build.join("bin/chaintool"),
-                Some(StepKind::Chaintool),
-                vec![],
-            ),
-        };
-        if let Some(kind) = kind {
-            if !steps.iter().any(|s| s.id == id) {
-                steps.push(PlanStep {
-                    id: id.clone(),
-                    kind,
-                    deps,
-                    outputs: vec![out.clone()],
-                });
+        let kind = kinds
+            .iter()
+            .find(|k| k.name == e.kind)
+            .ok_or_else(|| Error::Input {
+                step: "spec".into(),
+                message: format!(
+                    "{}: payload file {} has kind {:?}: expected one of {}",
+                    spec.origin(),
+                    e.file,
+                    e.kind,
+                    kinds.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+                ),
+                hint: "fix the payload spec".into(),
+            })?;
+        files.push((e.file.clone(), (kind.plan)(&e.params, &e.file, &mut p)?));
+    }
+    p.add(payload::Payload {
+        name: name.clone(),
+        files,
+        out: dir.join("payload"),
+    });
+    p.add(image::Image::new(cx, spec));
+    let ops = p.finish();
+    check_graph(spec, &ops)?;
+    Ok(ops)
+}
+
+/// Every dependency is a step of the plan, planned before the step that needs it: the order
+/// of the plan is then a valid run order, and there is no cycle.
+fn check_graph<E: Engine>(spec: &ImageSpec, ops: &[Box<dyn Op<E>>]) -> Result<(), Error> {
+    let ids: Vec<String> = ops.iter().map(|o| o.id()).collect();
+    for (i, op) in ops.iter().enumerate() {
+        for d in op.deps() {
+            match ids.iter().position(|x| *x == d) {
+                Some(j) if j < i => {}
+                Some(_) => {
+                    return Err(Error::Input {
+                        step: "spec".into(),
+                        message: format!(
+                            "{}: step {} depends on {d}, which comes after it (dependency cycle or order)",
+                            spec.origin(),
+                            ids[i]
+                        ),
+                        hint: "list the payload entries in an order where each step's dependencies come first".into(),
+                    })
+                }
+                None => {
+                    return Err(Error::Input {
+                        step: "spec".into(),
+                        message: format!(
+                            "{}: step {} depends on {d}, which is not planned",
+                            spec.origin(),
+                            ids[i]
+                        ),
+                        hint: "this is a bug in the step's module".into(),
+                    })
+                }
             }
         }
-        files.push((e.file.clone(), out, id));
     }
-    let mut payload_deps: Vec<String> = files.iter().map(|(_, _, s)| s.clone()).collect();
-    payload_deps.dedup();
-    steps.push(PlanStep {
-        id: format!("payload/{name}"),
-        kind: StepKind::Payload {
-            name: name.clone(),
-            files,
-        },
-        deps: payload_deps,
-        outputs: vec![build.join("image").join(name).join("payload")],
-    });
-    steps.push(PlanStep {
-        id: format!("image/{name}"),
-        kind: StepKind::Image,
-        deps: vec![format!("render/{name}"), format!("payload/{name}")],
-        outputs: vec![],
-    });
-    steps
+    Ok(())
+}
+
+/// The paths among `outputs`.
+fn paths(outputs: &[Output]) -> impl Iterator<Item = &PathBuf> {
+    outputs.iter().filter_map(|o| match o {
+        Output::Path(p) => Some(p),
+        Output::Image { .. } => None,
+    })
+}
+
+/// The image reference among `outputs`, if the step builds an image.
+fn image_output(outputs: &[Output]) -> Option<&str> {
+    outputs.iter().find_map(|o| match o {
+        Output::Image { reference } => Some(reference.as_str()),
+        Output::Path(_) => None,
+    })
 }
 
 /// Computes fingerprints; shared by the steps of one run.
@@ -365,209 +273,135 @@ impl Fingerprinter {
     async fn record_outputs<E: Engine>(
         &self,
         cx: &Cx<'_, E>,
-        step: &PlanStep,
+        step: &dyn Op<E>,
         fp: &mut Fingerprint,
         image_id: Option<&str>,
     ) -> Result<(), Error> {
-        for out in &step.outputs {
-            if let Some(d) = self.output_digest(cx, &step.id, out).await? {
+        let id = step.id();
+        for out in paths(&step.outputs()) {
+            if let Some(d) = self.output_digest(cx, &id, out).await? {
                 // relative to the build dir: a moved or copied tree must not check the old place
                 let key = out.strip_prefix(&self.build_dir).unwrap_or(out);
                 fp.outputs.insert(key.display().to_string(), d);
             }
         }
-        if let Some(id) = image_id {
-            fp.outputs.insert(IMAGE_ID.into(), id.to_string());
+        if let Some(image) = image_id {
+            fp.outputs.insert(IMAGE_ID.into(), image.to_string());
         }
         Ok(())
     }
 
-    /// The fingerprint of `step` now. Reads files and asks the engine for image IDs; runs nothing.
-    async fn fingerprint<E: Engine>(
+    /// Add one declared input of step `id` to `fp`.
+    async fn resolve<E: Engine>(
         &self,
         cx: &Cx<'_, E>,
-        spec: &ImageSpec,
-        step: &PlanStep,
-    ) -> Result<Fingerprint, Error> {
-        let mut fp = Fingerprint::default();
-        fp.add("step:version", STEP_VERSION);
-        let var = |fp: &mut Fingerprint, names: &[&str]| {
-            for n in names {
-                fp.add(format!("var:{n}"), cx.vars.get(n));
+        id: &str,
+        input: Input,
+        fp: &mut Fingerprint,
+    ) -> Result<(), Error> {
+        let s = id.to_string();
+        match input {
+            Input::Var(name) => fp.add(format!("var:{name}"), cx.vars.get(&name)),
+            Input::Value { name, value } => fp.add(name, value),
+            Input::GoSources => fp.inputs.extend(self.go_sources(cx, id).await?.clone()),
+            Input::File { name, path } => {
+                let value = self
+                    .offload(cx, id, move |d, _| digest(d, &s, &path))
+                    .await?;
+                fp.add(name, value);
             }
-        };
-        let id = step.id.as_str();
-        match &step.kind {
-            StepKind::Render { template, .. } => {
-                let (text, source) = render::load_template(cx, template)?;
-                fp.add(
-                    "template",
-                    crate::fingerprint::files::sha256_hex(text.as_bytes()),
-                );
-                // which kind of template, not its absolute path (the tree may move); the text
-                // itself is the `template` input
-                let kind = match source {
-                    render::TemplateSource::Flag(p) => format!("--template {}", p.display()),
-                    render::TemplateSource::Tree(_) => {
-                        format!("images/{template}/Dockerfile.in of the tree")
-                    }
-                    render::TemplateSource::Builtin(n) => format!("imgforge's dockerfiles/{n}"),
-                };
-                fp.add("step:template-source", kind);
-                var(
-                    &mut fp,
-                    &[
-                        "BASE_DOCKER_NS",
-                        "DOCKER_NS",
-                        "BASE_DOCKER_TAG",
-                        "DOCKER_TAG",
-                        "BASE_DOCKER_LABEL",
-                        "BASE_VERSION",
-                        "BASEIMAGE_RELEASE",
-                    ],
-                );
+            Input::Dir {
+                prefix,
+                path,
+                modes,
+            } => {
+                let entries = self
+                    .offload(cx, id, move |d, cancel| {
+                        let mut entries = Vec::new();
+                        for f in list_files(&path, &[], &[]).map_err(|e| io_err(&s, &path, e))? {
+                            check(cancel)?;
+                            let abs = path.join(&f);
+                            let mut value = digest(d, &s, &abs)?;
+                            if modes {
+                                value = format!("{value} {:o}", mode(&s, &abs)?);
+                            }
+                            entries.push((format!("{prefix}#{}", f.display()), value));
+                        }
+                        Ok(entries)
+                    })
+                    .await?;
+                fp.inputs.extend(entries);
             }
-            StepKind::Compile { package, .. } => {
-                fp.inputs.extend(self.go_sources(cx, id).await?.clone());
-                fp.add("step:package", package.clone());
-                var(
-                    &mut fp,
-                    &[
-                        "GO_TAGS",
-                        "DOCKER_DYNAMIC_LINK",
-                        "BASE_VERSION",
-                        "EXTRA_VERSION",
-                        "BASEIMAGE_RELEASE",
-                        "BASE_DOCKER_LABEL",
-                        "DOCKER_NS",
-                        "BASE_DOCKER_NS",
-                    ],
-                );
-                if cx.options.native {
-                    // the host toolchain is an input of a native build
-                    let v = tokio::process::Command::new("go")
-                        .arg("version")
-                        .output()
-                        .await;
-                    let v = v
-                        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-                        .unwrap_or_default();
-                    fp.add("step:native", v);
-                } else {
-                    let r = cx.vars.base_image("baseimage");
-                    fp.add(format!("image:{r}"), self.image_id(cx, id, &r).await?);
-                }
-            }
-            StepKind::Goshim { target, .. } => {
-                fp.inputs.extend(self.go_sources(cx, id).await?.clone());
-                fp.add("step:target", target.clone());
-                fp.add("var:SOURCE_DATE_EPOCH", cx.mtime().to_string());
-                let r = cx.vars.base_image("baseimage");
-                fp.add(format!("image:{r}"), self.image_id(cx, id, &r).await?);
-            }
-            StepKind::Gotools { packages } => {
-                fp.inputs.extend(self.go_sources(cx, id).await?.clone());
-                fp.add("step:packages", packages.join(" "));
-                let r = cx.vars.base_image("baseimage");
-                fp.add(format!("image:{r}"), self.image_id(cx, id, &r).await?);
-            }
-            StepKind::TreeArchive { tree, .. } => {
-                // every entry the archiver writes: type, mode, link target, content
-                let (root, tree, s) = (cx.source().join(tree), tree.clone(), id.to_string());
+            Input::TreeEntries { tree, root } => {
                 let entries = self
                     .offload(cx, id, move |d, cancel| {
                         tree_archive_inputs(d, cancel, &s, &root, &tree)
                     })
                     .await?;
                 fp.inputs.extend(entries);
-                fp.add("var:SOURCE_DATE_EPOCH", cx.mtime().to_string());
             }
-            StepKind::GotoolsArchive { .. } => {
-                let (bin, s) = (cx.build_dir().join("docker/gotools/bin"), id.to_string());
+            Input::Context(tree) => {
                 let entries = self
                     .offload(cx, id, move |d, cancel| {
-                        let mut entries = Vec::new();
-                        for f in list_files(&bin, &[], &[]).map_err(|e| io_err(&s, &bin, e))? {
-                            check(cancel)?;
-                            let abs = bin.join(&f);
-                            entries.push((
-                                format!("output:gotools#{}", f.display()),
-                                format!("{} {:o}", digest(d, &s, &abs)?, mode(&s, &abs)?),
-                            ));
-                        }
-                        Ok(entries)
-                    })
-                    .await?;
-                fp.inputs.extend(entries);
-                fp.add("var:SOURCE_DATE_EPOCH", cx.mtime().to_string());
-            }
-            StepKind::Chaintool => match &cx.options.chaintool {
-                Some(p) => {
-                    let (p, s) = (p.clone(), id.to_string());
-                    let value = self.offload(cx, id, move |d, _| digest(d, &s, &p)).await?;
-                    fp.add("step:chaintool", value)
-                }
-                // the URL may carry credentials: recorded redacted, with a digest of the whole
-                None => fp.add(
-                    "var:CHAINTOOL_URL",
-                    crate::redact::fingerprint_value(cx.vars.get("CHAINTOOL_URL")),
-                ),
-            },
-            StepKind::Payload { files, .. } => {
-                let (files, s) = (files.clone(), id.to_string());
-                let entries = self
-                    .offload(cx, id, move |d, cancel| {
-                        let mut entries = Vec::new();
-                        for (name, path, producer) in &files {
-                            check(cancel)?;
-                            entries
-                                .push((format!("output:{producer}#{name}"), digest(d, &s, path)?));
-                        }
-                        Ok(entries)
+                        context_inputs(d, cancel, &s, &tree)
                     })
                     .await?;
                 fp.inputs.extend(entries);
             }
-            StepKind::Image => {
-                let dir = cx.build_dir().join("image").join(&spec.image);
-                // the context is the tree less .dockerignore: every entry the archive sends
-                let tree = (spec.context == crate::spec::ContextKind::Tree)
-                    .then(|| image::tree_context(cx, spec))
-                    .transpose()?;
-                let (s, name) = (id.to_string(), spec.image.clone());
-                let entries = self
-                    .offload(cx, id, move |d, cancel| {
-                        image_inputs(d, cancel, &s, &name, &dir, tree.as_ref())
-                    })
-                    .await?;
-                fp.inputs.extend(entries);
-                let from = cx.vars.base_image(&spec.base);
-                fp.add(format!("image:{from}"), self.image_id(cx, id, &from).await?);
-                let (repository, tags) = image::references(cx, spec)?;
-                fp.add("var:DOCKER_NS", cx.vars.get("DOCKER_NS"));
-                fp.add(
-                    "step:references",
-                    format!("{repository} {}", tags.join(" ")),
-                );
+            Input::BaseImage(name) => {
+                let r = cx.vars.base_image(&name);
+                let value = self.image_id(cx, id, &r).await?;
+                fp.add(format!("image:{r}"), value);
             }
+            Input::HostCommand {
+                name,
+                program,
+                args,
+            } => {
+                let v = tokio::process::Command::new(&program)
+                    .args(&args)
+                    .output()
+                    .await;
+                let v = v
+                    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                    .unwrap_or_default();
+                fp.add(name, v);
+            }
+        }
+        Ok(())
+    }
+
+    /// The fingerprint of `step` now: its declared inputs, resolved. Reads files and asks the
+    /// engine for image IDs; runs nothing.
+    async fn fingerprint<E: Engine>(
+        &self,
+        cx: &Cx<'_, E>,
+        step: &dyn Op<E>,
+    ) -> Result<Fingerprint, Error> {
+        let id = step.id();
+        let mut fp = Fingerprint::default();
+        fp.add("step:version", STEP_VERSION);
+        for input in step.inputs(cx)? {
+            self.resolve(cx, &id, input, &mut fp).await?;
         }
         Ok(fp)
     }
 
-    /// Fresh or stale, with the current fingerprint. For the image step, also the ID of the
-    /// image that carries the fingerprint.
+    /// Fresh or stale, with the current fingerprint. For a step that builds an image, also the
+    /// ID of the image that carries the fingerprint.
     async fn freshness<E: Engine>(
         &self,
         cx: &Cx<'_, E>,
-        spec: &ImageSpec,
-        step: &PlanStep,
+        step: &dyn Op<E>,
     ) -> Result<(Freshness, Fingerprint, Option<String>), Error> {
-        let fp = self.fingerprint(cx, spec, step).await?;
+        let id = step.id();
+        let outputs = step.outputs();
+        let fp = self.fingerprint(cx, step).await?;
         let stale = |reason| Ok((Freshness::Stale { reason }, fp.clone(), None));
-        let Some(old) = self.store.load(&step.id) else {
+        let Some(old) = self.store.load(&id) else {
             return stale(StaleReason::NeverBuilt);
         };
-        for out in &step.outputs {
+        for out in paths(&outputs) {
             if !out.exists() {
                 return stale(StaleReason::OutputMissing {
                     path: out.display().to_string(),
@@ -580,7 +414,7 @@ impl Fingerprinter {
         // Outputs must still be what this step wrote (make, or a person, may have replaced them).
         for (path, digest) in old.outputs.iter().filter(|(k, _)| *k != IMAGE_ID) {
             if self
-                .output_digest(cx, &step.id, &self.build_dir.join(path))
+                .output_digest(cx, &id, &self.build_dir.join(path))
                 .await?
                 .as_ref()
                 != Some(digest)
@@ -588,21 +422,20 @@ impl Fingerprinter {
                 return stale(StaleReason::OutputChanged { path: path.clone() });
             }
         }
-        if step.kind == StepKind::Image {
+        if let Some(reference) = image_output(&outputs) {
             // The recorded image itself, not any image carrying the label: images built FROM
             // ours inherit its labels.
-            let (repository, tags) = image::references(cx, spec)?;
             let missing = || StaleReason::ImageMissing {
-                reference: format!("{repository}:{}", tags[0]),
+                reference: reference.to_string(),
             };
-            let Some(id) = old.outputs.get(IMAGE_ID) else {
+            let Some(image) = old.outputs.get(IMAGE_ID) else {
                 return stale(missing());
             };
             let found = cx
                 .engine
-                .inspect_image(id)
+                .inspect_image(image)
                 .await
-                .map_err(|e| Error::engine(&step.id, e))?;
+                .map_err(|e| Error::engine(&id, e))?;
             return match found {
                 Some(img) if img.labels.get(LABEL_FINGERPRINT) == Some(&fp.key()) => {
                     Ok((Freshness::Fresh, fp, Some(img.id)))
@@ -717,31 +550,15 @@ fn tree_archive_inputs(
     Ok(entries)
 }
 
-/// File inputs of the image step: the rendered Dockerfile, every payload file and, for an
-/// image built from the tree (`context: tree`), every entry the context archive sends.
-fn image_inputs(
+/// Inputs of a repository-root build context (`context = "tree"`): every entry the context
+/// archive sends, as `file:<rel>`.
+fn context_inputs(
     d: &FileDigests,
     cancel: &CancellationToken,
     id: &str,
-    image: &str,
-    dir: &Path,
-    tree: Option<&crate::engine::TreeContext>,
+    t: &crate::engine::TreeContext,
 ) -> Result<Vec<(String, String)>, Error> {
-    let mut entries = vec![(
-        format!("output:render/{image}"),
-        digest(d, id, &dir.join("Dockerfile"))?,
-    )];
-    let payload = dir.join("payload");
-    for f in list_files(&payload, &[], &[]).map_err(|e| io_err(id, &payload, e))? {
-        check(cancel)?;
-        entries.push((
-            format!("output:payload/{image}#{}", f.display()),
-            digest(d, id, &payload.join(&f))?,
-        ));
-    }
-    let Some(t) = tree else {
-        return Ok(entries);
-    };
+    let mut entries = Vec::new();
     let prune = !t.ignore.has_exceptions();
     let mut walk = walkdir::WalkDir::new(&t.root)
         .follow_links(false)
@@ -787,17 +604,18 @@ pub async fn explain<E: Engine>(
     let fpr = Fingerprinter::new(&cx.build_dir());
     let mut out: Vec<(String, Freshness)> = Vec::new();
     let mut stale: HashSet<String> = HashSet::new();
-    for step in plan(cx, spec) {
-        let f = match step.deps.iter().find(|d| stale.contains(*d)) {
+    for step in plan(cx, spec)? {
+        let id = step.id();
+        let f = match step.deps().iter().find(|d| stale.contains(*d)) {
             Some(d) => Freshness::Stale {
                 reason: StaleReason::DependencyStale { step: d.clone() },
             },
-            None => fpr.freshness(cx, spec, &step).await?.0,
+            None => fpr.freshness(cx, step.as_ref()).await?.0,
         };
         if f != Freshness::Fresh {
-            stale.insert(step.id.clone());
+            stale.insert(id.clone());
         }
-        out.push((step.id, f));
+        out.push((id, f));
     }
     // `plan` changes nothing: the digest cache is kept only in a build dir that already exists
     if cx.build_dir().is_dir() {
@@ -806,91 +624,39 @@ pub async fn explain<E: Engine>(
     Ok(out)
 }
 
-/// Check the inputs that need no engine before any work starts, so a missing chaintool is
-/// reported at once and not after minutes of compiling.
+/// Check the inputs that need no engine before any work starts ([`Op::preflight`] of every
+/// step: a missing chaintool, an invalid tag), so they are reported at once and not after
+/// minutes of compiling.
+///
+/// # Errors
+///
+/// The first step's check that fails; [`plan`]'s errors.
 pub fn preflight<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Result<(), Error> {
-    let needs_chaintool = spec
-        .payload
-        .iter()
-        .any(|p| p.source == PayloadSource::Chaintool {});
-    if needs_chaintool && cx.options.chaintool.is_none() && cx.vars.get("CHAINTOOL_URL").is_empty()
-    {
-        return Err(Error::Input {
-            step: "chaintool".into(),
-            message: format!("{} needs chaintool, and neither --chaintool nor CHAINTOOL_URL is set", spec.image),
-            hint: "pass --chaintool PATH (a chaintool program or the fabric-chaintool-1.1.3.jar you have), or set CHAINTOOL_URL to where it can be downloaded".into(),
-        });
-    }
-    // every tag must be valid before any work starts (an ARCH or version can make one invalid)
-    image::references(cx, spec)?;
-    if let Some(p) = &cx.options.chaintool {
-        if !p.is_file() {
-            return Err(Error::Input {
-                step: "chaintool".into(),
-                message: format!("--chaintool {} is not a file", p.display()),
-                hint: "pass the path of a chaintool program".into(),
-            });
-        }
+    for step in plan(cx, spec)? {
+        step.preflight(cx)?;
     }
     Ok(())
 }
 
-/// The base images (`baseos`, `baseimage`) a build of `spec` needs in the engine: the image's
-/// `FROM`, and the baseimage when a step runs Go in a container (compile without `--native`,
-/// goshim's `go list`, gotools).
-pub fn base_images<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Vec<String> {
+/// The base images (`baseos`, `baseimage`) a build of `spec` needs in the engine: every
+/// [`Input::BaseImage`] its steps declare (the image's `FROM`; the baseimage when a step runs Go
+/// in a container: compile without `--native`, goshim's `go list`, gotools), FROM first.
+///
+/// # Errors
+///
+/// [`plan`]'s errors, and a step's when it cannot name its inputs (no template).
+pub fn base_images<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Result<Vec<String>, Error> {
     let mut names = vec![spec.base.clone()];
-    let in_container = plan(cx, spec).iter().any(|s| match s.kind {
-        StepKind::Compile { .. } => !cx.options.native,
-        StepKind::Goshim { .. } | StepKind::Gotools { .. } => true,
-        _ => false,
-    });
-    if in_container && spec.base != "baseimage" {
-        names.push("baseimage".into());
+    for step in plan(cx, spec)? {
+        for input in step.inputs(cx)? {
+            if let Input::BaseImage(n) = input {
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+        }
     }
-    names
-}
-
-/// Run one step's work.
-async fn run_step<E: Engine>(
-    cx: &Cx<'_, E>,
-    spec: &ImageSpec,
-    step: &PlanStep,
-    key: &str,
-) -> Result<Option<(String, Vec<String>)>, Error> {
-    match &step.kind {
-        StepKind::Render { name, template } => {
-            render::render_dockerfile(cx, name, template)?;
-        }
-        StepKind::Compile { file, package } => {
-            compile::compile(cx, file, package).await?;
-        }
-        StepKind::TreeArchive { tree, file } => {
-            archives::sampleconfig(cx, tree, file).await?;
-        }
-        StepKind::Goshim { target, file } => {
-            archives::goshim(cx, target, file).await?;
-        }
-        StepKind::Gotools { packages } => {
-            gotools::gotools(cx, packages).await?;
-        }
-        StepKind::GotoolsArchive { file } => {
-            let bin = cx.build_dir().join("docker/gotools/bin");
-            archives::gotools_archive(cx, &bin, file).await?;
-        }
-        StepKind::Chaintool => {
-            chaintool::chaintool(cx).await?;
-        }
-        StepKind::Payload { name, files } => {
-            let pairs: Vec<(String, PathBuf)> = files
-                .iter()
-                .map(|(n, p, _)| (n.clone(), p.clone()))
-                .collect();
-            payload::payload(cx, name, &pairs).await?;
-        }
-        StepKind::Image => return Ok(Some(image::image(cx, spec, key).await?)),
-    }
-    Ok(None)
+    Ok(names)
 }
 
 /// "No space left on device" anywhere in `e` (an I/O error of the host, a container's output,
@@ -959,48 +725,36 @@ fn no_space(build_dir: &Path, e: Error) -> Error {
 async fn step_task<E: Engine>(
     cx: &Cx<'_, E>,
     fpr: &Fingerprinter,
-    spec: &ImageSpec,
-    step: &PlanStep,
-) -> Result<(bool, Option<(String, Vec<String>)>), Error> {
-    let (freshness, fp, image_id) = fpr.freshness(cx, spec, step).await?;
+    step: &dyn Op<E>,
+) -> Result<(bool, Produced), Error> {
+    let id = step.id();
+    let (freshness, fp, image_id) = fpr.freshness(cx, step).await?;
     match freshness {
         Freshness::Fresh => {
             cx.reporter.event(&Event::StepFresh {
-                step: step.id.clone(),
+                step: id.clone(),
                 reason: "unchanged since the last build".into(),
             });
-            let result = match image_id {
-                Some(id) => {
-                    let refs = image::apply_tags(cx, spec, &id).await?;
-                    Some((id, refs))
-                }
-                None => None,
-            };
-            Ok((false, result))
+            Ok((false, step.reuse(cx, image_id.as_deref()).await?))
         }
         Freshness::Stale { reason } => {
             cx.reporter.event(&Event::StepStale {
-                step: step.id.clone(),
+                step: id.clone(),
                 reason,
             });
             fpr.store
-                .clear(&step.id)
-                .map_err(|e| io_err(&step.id, &fpr.store.dir(), e))?;
-            let result = run_step(cx, spec, step, &fp.key()).await?;
+                .clear(&id)
+                .map_err(|e| io_err(&id, &fpr.store.dir(), e))?;
+            let produced = step.run(cx, &fp.key()).await?;
             // Inputs were fingerprinted before the run: a file edited during the run makes the
             // next run stale, never falsely fresh.
             let mut fp = fp;
-            fpr.record_outputs(
-                cx,
-                step,
-                &mut fp,
-                result.as_ref().map(|(id, _)| id.as_str()),
-            )
-            .await?;
+            let image = produced.image.as_ref().map(|(i, _)| i.as_str());
+            fpr.record_outputs(cx, step, &mut fp, image).await?;
             fpr.store
-                .save(&step.id, &fp)
-                .map_err(|e| io_err(&step.id, &fpr.store.dir(), e))?;
-            Ok((true, result))
+                .save(&id, &fp)
+                .map_err(|e| io_err(&id, &fpr.store.dir(), e))?;
+            Ok((true, produced))
         }
     }
 }
@@ -1025,9 +779,9 @@ async fn execute<E: Engine>(
     }
     // one run per build dir: a second one waits (its payloads would overwrite ours)
     let _lock = cx.lock_build_dir(&format!("image/{}", spec.image)).await?;
-    let mut steps = plan(cx, spec);
+    let mut steps = plan(cx, spec)?;
     if !with_image {
-        steps.retain(|s| s.kind != StepKind::Image);
+        steps.retain(|s| image_output(&s.outputs()).is_none());
     }
     let fpr = Fingerprinter::new(&cx.build_dir());
     // Steps run under a child token: on the first failure the others are cancelled and awaited,
@@ -1049,13 +803,14 @@ async fn execute<E: Engine>(
     loop {
         if first_error.is_none() {
             for s in &steps {
-                if !started.contains(&s.id) && s.deps.iter().all(|d| done.contains(d)) {
-                    started.insert(s.id.clone());
+                let id = s.id();
+                if !started.contains(&id) && s.deps().iter().all(|d| done.contains(d)) {
+                    started.insert(id.clone());
                     let (icx, fpr) = (&icx, &fpr);
                     running.push(async move {
-                        let r = crate::task::catch_panic(&s.id, step_task(icx, fpr, spec, s));
+                        let r = crate::task::catch_panic(&id, step_task(icx, fpr, s.as_ref()));
                         let r = r.await.map_err(|e| no_space(&icx.build_dir(), e));
-                        (s.id.clone(), r)
+                        (id, r)
                     });
                 }
             }
@@ -1064,12 +819,12 @@ async fn execute<E: Engine>(
             break;
         };
         match result {
-            Ok((did_run, img)) => {
+            Ok((did_run, produced)) => {
                 if did_run {
                     ran.push(id.clone());
                 }
-                if img.is_some() {
-                    image_result = img;
+                if produced.image.is_some() {
+                    image_result = produced.image;
                 }
                 done.insert(id);
             }
@@ -1124,7 +879,10 @@ pub async fn preflight_all<E: Engine>(
     for spec in specs {
         preflight(cx, spec)?;
     }
-    let mut bases: Vec<String> = specs.iter().flat_map(|s| base_images(cx, s)).collect();
+    let mut bases: Vec<String> = Vec::new();
+    for s in specs {
+        bases.extend(base_images(cx, s)?);
+    }
     bases.sort();
     bases.dedup();
     cx.require_bases(step, &bases).await

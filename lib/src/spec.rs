@@ -16,53 +16,54 @@
 
 use crate::config::BuildVars;
 use serde::Deserialize;
-
-/// Where one payload file comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum PayloadSource {
-    /// A Go program compiled in the baseimage (`$(BUILD_DIR)/docker/bin/<file>`);
-    /// `package` is relative to `PKGNAME` (e.g. `peer`).
-    Binary {
-        /// Import path relative to `github.com/hyperledger/fabric`.
-        package: String,
-    },
-    /// A deterministic `tar.bz2` of a directory of the tree (`sampleconfig`).
-    TreeArchive {
-        /// Directory relative to the tree root.
-        tree: String,
-    },
-    /// `goshim.tar.bz2`: Go sources of `target` and of its dependencies, relative to `$GOPATH/src`.
-    Goshim {
-        /// Package directory relative to the tree root, e.g. `core/chaincode/shim`.
-        target: String,
-    },
-    /// A Go tool built from the tree's `vendor/` in the baseimage (`$(BUILD_DIR)/docker/gotools/bin/<file>`).
-    Gotool {
-        /// Package path relative to the tree root, starting with `vendor/`.
-        package: String,
-    },
-    /// `gotools.tar.bz2`: every tool in `$(BUILD_DIR)/docker/gotools/bin`, flat.
-    GotoolsArchive {
-        /// The tools to build first (relative package paths).
-        packages: Vec<String>,
-    },
-    /// The chaintool program (`--chaintool PATH` or `CHAINTOOL_URL`).
-    Chaintool {},
-}
+use std::path::{Path, PathBuf};
 
 /// One file of an image's payload directory.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+///
+/// `kind` names the step kind that makes it (one of [`crate::steps::registry`]: `binary`,
+/// `tree-archive`, `goshim`, `gotool`, `gotools-archive`, `chaintool`); the entry's other keys
+/// are that kind's parameters, checked against it when the spec is parsed.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct PayloadEntry {
     /// File name inside `payload/`.
     pub file: String,
-    /// How it is made.
+    /// The step kind that makes it.
+    pub kind: String,
+    /// The kind's parameters (every other key of the entry).
     #[serde(flatten)]
-    pub source: PayloadSource,
+    pub params: toml::Table,
+}
+
+/// Where a spec was read from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SpecLocation {
+    /// Built into imgforge (`payload-specs/<name>.toml`).
+    #[default]
+    Builtin,
+    /// A spec file of a spec directory (`--specs DIR`, `IMGFORGE_SPECS`).
+    File(PathBuf),
+}
+
+/// imgforge's own template of a spec: built in, or beside the spec file in its directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnTemplate {
+    /// The `Dockerfile.in` text.
+    pub text: String,
+    /// Where it is: `dockerfiles/<name>/Dockerfile.in` built in, or a file path.
+    pub origin: TemplateOrigin,
+}
+
+/// Where an [`OwnTemplate`] comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TemplateOrigin {
+    /// `dockerfiles/<name>/Dockerfile.in`, built in.
+    Builtin(String),
+    /// `<spec dir>/<template>/Dockerfile.in`.
+    SpecDir(PathBuf),
 }
 
 /// A Fabric image built from a template and a payload (`peer`, `orderer`, `ccenv`, `buildenv`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageSpec {
     /// Image name: the repository is `$(DOCKER_NS)/fabric-<image>`.
@@ -82,6 +83,38 @@ pub struct ImageSpec {
     /// multi-stage Dockerfile compiles inside the build).
     #[serde(default)]
     pub context: ContextKind,
+    /// Place in `imgforge all` and `imgforge list` (ascending, then by name; default 1000).
+    /// The built-in images use Fabric's `make docker` order: peer 10, orderer 20, ccenv 30,
+    /// buildenv 40, tools 50.
+    #[serde(default)]
+    pub order: Option<u32>,
+    /// Where the spec was read from (set by [`Catalog`]).
+    #[serde(skip)]
+    pub location: SpecLocation,
+    /// imgforge's own template for it (set by [`Catalog`]; else the built-in one of that name).
+    #[serde(skip)]
+    pub own: Option<OwnTemplate>,
+}
+
+impl ImageSpec {
+    /// Where the spec comes from, for messages: `payload-specs/peer.toml (built in)` or its path.
+    pub fn origin(&self) -> String {
+        match &self.location {
+            SpecLocation::Builtin => format!("payload-specs/{}.toml (built in)", self.image),
+            SpecLocation::File(p) => p.display().to_string(),
+        }
+    }
+
+    /// imgforge's own template for this image: the spec directory's, else the built-in one
+    /// named [`ImageSpec::template`].
+    pub fn own_template(&self) -> Option<OwnTemplate> {
+        self.own.clone().or_else(|| {
+            builtin_template(&self.template).map(|t| OwnTemplate {
+                text: t.to_string(),
+                origin: TemplateOrigin::Builtin(self.template.clone()),
+            })
+        })
+    }
 }
 
 /// The build context of an image (see [`ImageSpec::context`]).
@@ -144,108 +177,399 @@ pub struct BaseSpec {
 /// A spec that could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    /// No spec of that name is built in.
+    /// No spec of that name is known.
     #[error("no image named {name:?}: expected one of {}", known.join(", "))]
     Unknown {
         /// The name asked for.
         name: String,
         /// Names that exist.
-        known: Vec<&'static str>,
+        known: Vec<String>,
     },
-    /// The TOML does not match the schema.
-    #[error("payload spec {name}.toml is malformed: {message}")]
+    /// The spec does not match the schema, or names something that does not exist. The
+    /// message starts with the line (`line 7: …`) when there is one, and names the field.
+    #[error("payload spec {name} is malformed: {message}")]
     Malformed {
-        /// Spec name.
+        /// The spec: its file, or its name.
         name: String,
-        /// Parser message.
+        /// What is wrong, with line and field.
         message: String,
+    },
+    /// A spec directory or file could not be read.
+    #[error("cannot read payload specs at {}: {source}", path.display())]
+    Io {
+        /// The directory or file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
     },
 }
 
-const IMAGE_SPECS: &[(&str, &str)] = &[
-    ("peer", include_str!("../../payload-specs/peer.toml")),
-    ("orderer", include_str!("../../payload-specs/orderer.toml")),
-    ("ccenv", include_str!("../../payload-specs/ccenv.toml")),
-    (
-        "buildenv",
-        include_str!("../../payload-specs/buildenv.toml"),
-    ),
-    ("tools", include_str!("../../payload-specs/tools.toml")),
-];
+// `BUILTIN_SPECS: &[(file name, text)]` of `payload-specs/*.toml` and
+// `BUILTIN_TEMPLATES: &[(name, text)]` of `dockerfiles/*/Dockerfile.in`, found by build.rs.
+include!(concat!(env!("OUT_DIR"), "/builtin_specs.rs"));
 
-const BASE_SPECS: &[(&str, &str)] = &[
-    ("baseos", include_str!("../../payload-specs/baseos.toml")),
-    (
-        "baseimage",
-        include_str!("../../payload-specs/baseimage.toml"),
-    ),
-];
+/// 1-based line of byte offset `at` in `text`.
+fn line_of(text: &str, at: usize) -> usize {
+    text[..at.min(text.len())].matches('\n').count() + 1
+}
 
-/// imgforge's own templates (`dockerfiles/<name>/Dockerfile.in`), used when the tree has none.
-const TEMPLATES: &[(&str, &str)] = &[
-    ("peer", include_str!("../../dockerfiles/peer/Dockerfile.in")),
-    (
-        "orderer",
-        include_str!("../../dockerfiles/orderer/Dockerfile.in"),
-    ),
-    (
-        "ccenv",
-        include_str!("../../dockerfiles/ccenv/Dockerfile.in"),
-    ),
-    (
-        "buildenv",
-        include_str!("../../dockerfiles/buildenv/Dockerfile.in"),
-    ),
-    (
-        "tools",
-        include_str!("../../dockerfiles/tools/Dockerfile.in"),
-    ),
-];
+fn malformed(name: &str, message: impl Into<String>) -> SpecError {
+    SpecError::Malformed {
+        name: name.into(),
+        message: message.into(),
+    }
+}
 
-/// Names of the Fabric images imgforge builds, in `make docker` order.
-pub fn image_names() -> Vec<&'static str> {
-    IMAGE_SPECS.iter().map(|(n, _)| *n).collect()
+/// A TOML or schema error of `text`, as `line N: message`.
+fn toml_error(name: &str, text: &str, e: &toml::de::Error) -> SpecError {
+    let message = e.message().trim().to_string();
+    match e.span() {
+        Some(span) => malformed(
+            name,
+            format!("line {}: {message}", line_of(text, span.start)),
+        ),
+        None => malformed(name, message),
+    }
+}
+
+/// Parse an image spec from TOML text: the schema (unknown and missing fields), and each
+/// payload entry's kind and parameters against [`crate::steps::registry`]. `name` names the
+/// spec in errors (its file). Does not check that the template or base exist ([`Catalog`] does).
+///
+/// # Errors
+///
+/// [`SpecError::Malformed`] with the line and field: `line 7: unknown field `packge``,
+/// `line 12, payload entry 2 (file "peer"), field kind: unknown step kind "binaryy": expected
+/// one of binary, tree-archive, …`.
+pub fn parse_image_spec(name: &str, text: &str) -> Result<ImageSpec, SpecError> {
+    let spec: ImageSpec = toml::from_str(text).map_err(|e| toml_error(name, text, &e))?;
+    // where each payload entry starts, for messages
+    #[derive(Deserialize)]
+    struct Spans {
+        #[serde(default)]
+        payload: Vec<toml::Spanned<toml::Table>>,
+    }
+    let spans: Vec<usize> = toml::from_str::<Spans>(text)
+        .map(|s| {
+            s.payload
+                .iter()
+                .map(|p| line_of(text, p.span().start))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (i, e) in spec.payload.iter().enumerate() {
+        let at = match spans.get(i) {
+            Some(l) => format!("line {l}, payload entry {} (file {:?})", i + 1, e.file),
+            None => format!("payload entry {} (file {:?})", i + 1, e.file),
+        };
+        match crate::steps::check_kind(&e.kind, &e.params) {
+            Ok(()) => {}
+            Err(None) => {
+                return Err(malformed(
+                    name,
+                    format!(
+                        "{at}, field kind: unknown step kind {:?}: expected one of {}",
+                        e.kind,
+                        crate::steps::kind_names().join(", ")
+                    ),
+                ))
+            }
+            Err(Some(m)) => return Err(malformed(name, format!("{at}, kind {}: {m}", e.kind))),
+        }
+    }
+    Ok(spec)
+}
+
+/// Parse a base spec from TOML text; `name` names it in errors.
+///
+/// # Errors
+///
+/// [`SpecError::Malformed`] with the line and field.
+pub fn parse_base_spec(name: &str, text: &str) -> Result<BaseSpec, SpecError> {
+    toml::from_str(text).map_err(|e| toml_error(name, text, &e))
+}
+
+/// Every spec imgforge knows: the built-in ones (`payload-specs/*.toml`, found when imgforge is
+/// built) and those of spec directories given at run time, which add images or replace
+/// built-in ones of the same name.
+///
+/// A spec directory holds `<name>.toml` files — image specs, or base specs (`kind = "base"`) —
+/// and each image's template as `<template>/Dockerfile.in` (a spec may also name a built-in
+/// template). Every spec is checked when loaded: the schema, the payload kinds and their
+/// parameters, the file name (`image = "x"` in `x.toml`), tags and their `{VAR}` placeholders,
+/// that the base is a base spec and that the template exists.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    images: Vec<ImageSpec>,
+    bases: Vec<BaseSpec>,
+}
+
+impl Catalog {
+    /// The built-in specs.
+    pub fn builtin() -> Catalog {
+        let mut c = Catalog {
+            images: Vec::new(),
+            bases: Vec::new(),
+        };
+        for (file, text) in BUILTIN_SPECS {
+            c.add_text(Path::new(file), text, None)
+                .unwrap_or_else(|e| panic!("built-in spec {file}: {e}"));
+        }
+        c.sort();
+        c
+    }
+
+    /// The built-in specs and those of `dirs`, in order (a later one replaces an earlier one
+    /// of the same name).
+    ///
+    /// # Errors
+    ///
+    /// [`SpecError::Io`] when a directory cannot be read, [`SpecError::Malformed`] naming the
+    /// file, line and field of the first bad spec.
+    pub fn load(dirs: &[PathBuf]) -> Result<Catalog, SpecError> {
+        let mut c = Catalog::builtin();
+        for d in dirs {
+            c.add_dir(d)?;
+        }
+        Ok(c)
+    }
+
+    /// Add the specs of directory `dir`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Catalog::load`].
+    pub fn add_dir(&mut self, dir: &Path) -> Result<(), SpecError> {
+        let io = |e| SpecError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(SpecError::Io {
+                path: dir.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no *.toml spec files in it",
+                ),
+            });
+        }
+        for f in files {
+            let text = std::fs::read_to_string(&f).map_err(|e| SpecError::Io {
+                path: f.clone(),
+                source: e,
+            })?;
+            self.add_text(&f, &text, Some(dir))?;
+        }
+        self.sort();
+        Ok(())
+    }
+
+    fn sort(&mut self) {
+        self.images.sort_by(|a, b| {
+            (a.order.unwrap_or(1000), &a.image).cmp(&(b.order.unwrap_or(1000), &b.image))
+        });
+    }
+
+    fn add_text(&mut self, file: &Path, text: &str, dir: Option<&Path>) -> Result<(), SpecError> {
+        let shown = match dir {
+            Some(_) => file.display().to_string(),
+            None => format!("payload-specs/{} (built in)", file.display()),
+        };
+        let stem = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let table: toml::Table = toml::from_str(text).map_err(|e| toml_error(&shown, text, &e))?;
+        let field_line = |key: &str| {
+            text.lines()
+                .position(|l| l.trim_start().starts_with(key))
+                .map(|i| format!("line {}: ", i + 1))
+                .unwrap_or_default()
+        };
+        if table.get("kind").and_then(|k| k.as_str()) == Some("base") {
+            let b = parse_base_spec(&shown, text)?;
+            if b.image != stem {
+                return Err(malformed(&shown, format!("{}field image: {:?} in a file named {stem}.toml: the file must be named after the image", field_line("image"), b.image)));
+            }
+            check_tags(&shown, &b.tags, &field_line("tags"))?;
+            self.bases.retain(|x| x.image != b.image);
+            self.bases.push(b);
+            return Ok(());
+        }
+        let mut s = parse_image_spec(&shown, text)?;
+        if s.image != stem {
+            return Err(malformed(&shown, format!("{}field image: {:?} in a file named {stem}.toml: the file must be named after the image", field_line("image"), s.image)));
+        }
+        check_tags(&shown, &s.tags, &field_line("tags"))?;
+        let bases: Vec<&str> = self
+            .bases
+            .iter()
+            .map(|b| b.image.as_str())
+            .chain(
+                BUILTIN_SPECS
+                    .iter()
+                    .filter(|(_, t)| t.contains("kind = \"base\""))
+                    .map(|(f, _)| f.trim_end_matches(".toml")),
+            )
+            .collect();
+        if !bases.contains(&s.base.as_str()) {
+            return Err(malformed(
+                &shown,
+                format!(
+                    "{}field base: unknown base image {:?}: expected one of {}",
+                    field_line("base"),
+                    s.base,
+                    dedup(bases).join(", ")
+                ),
+            ));
+        }
+        if let Some(d) = dir {
+            s.location = SpecLocation::File(file.to_path_buf());
+            let t = d.join(&s.template).join("Dockerfile.in");
+            match std::fs::read_to_string(&t) {
+                Ok(text) => {
+                    s.own = Some(OwnTemplate {
+                        text,
+                        origin: TemplateOrigin::SpecDir(t),
+                    })
+                }
+                Err(_) if builtin_template(&s.template).is_some() => {}
+                Err(e) => {
+                    return Err(malformed(&shown, format!("{}field template: no template {:?}: cannot read {} ({e}), and imgforge has no built-in template of that name", field_line("template"), s.template, t.display())))
+                }
+            }
+        } else if builtin_template(&s.template).is_none() {
+            return Err(malformed(
+                &shown,
+                format!(
+                    "{}field template: no built-in template {:?}",
+                    field_line("template"),
+                    s.template
+                ),
+            ));
+        }
+        self.images.retain(|x| x.image != s.image);
+        self.images.push(s);
+        Ok(())
+    }
+
+    /// Image names, in `imgforge all` order ([`ImageSpec::order`], then name).
+    pub fn image_names(&self) -> Vec<String> {
+        self.images.iter().map(|s| s.image.clone()).collect()
+    }
+
+    /// The image specs, in `imgforge all` order.
+    pub fn images(&self) -> &[ImageSpec] {
+        &self.images
+    }
+
+    /// The spec of image `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`SpecError::Unknown`] listing the known names.
+    pub fn image(&self, name: &str) -> Result<ImageSpec, SpecError> {
+        self.images
+            .iter()
+            .find(|s| s.image == name)
+            .cloned()
+            .ok_or_else(|| SpecError::Unknown {
+                name: name.into(),
+                known: self.image_names(),
+            })
+    }
+
+    /// Base image names (`baseos`, `baseimage`, and any a spec directory adds).
+    pub fn base_names(&self) -> Vec<String> {
+        self.bases.iter().map(|b| b.image.clone()).collect()
+    }
+
+    /// The spec of base image `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`SpecError::Unknown`] listing the known names.
+    pub fn base(&self, name: &str) -> Result<BaseSpec, SpecError> {
+        self.bases
+            .iter()
+            .find(|s| s.image == name)
+            .cloned()
+            .ok_or_else(|| SpecError::Unknown {
+                name: name.into(),
+                known: self.base_names(),
+            })
+    }
+}
+
+fn dedup(mut v: Vec<&str>) -> Vec<&str> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Tags must be given, and their `{VAR}` placeholders must name build variables.
+fn check_tags(shown: &str, tags: &[String], at: &str) -> Result<(), SpecError> {
+    if tags.is_empty() {
+        return Err(malformed(
+            shown,
+            format!("{at}field tags: no tags: give at least one, e.g. [\"{{DOCKER_TAG}}\"]"),
+        ));
+    }
+    for t in tags {
+        let mut rest = t.as_str();
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}') else {
+                return Err(malformed(
+                    shown,
+                    format!("{at}field tags: {t:?} has a `{{` without `}}`"),
+                ));
+            };
+            let var = &rest[open + 1..open + close];
+            if !crate::config::VAR_NAMES.contains(&var) {
+                return Err(malformed(shown, format!("{at}field tags: {t:?} uses {{{var}}}, which is not a build variable (see `imgforge config`)")));
+            }
+            rest = &rest[open + close + 1..];
+        }
+    }
+    Ok(())
+}
+
+/// Names of the built-in Fabric images, in `make docker` order.
+pub fn image_names() -> Vec<String> {
+    Catalog::builtin().image_names()
 }
 
 /// The built-in spec of image `name`.
+///
+/// # Errors
+///
+/// [`SpecError::Unknown`] listing the built-in names.
 pub fn image_spec(name: &str) -> Result<ImageSpec, SpecError> {
-    let (_, text) = IMAGE_SPECS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .ok_or_else(|| SpecError::Unknown {
-            name: name.into(),
-            known: image_names(),
-        })?;
-    parse_image_spec(name, text)
-}
-
-/// Parse an image spec from TOML text.
-pub fn parse_image_spec(name: &str, text: &str) -> Result<ImageSpec, SpecError> {
-    toml::from_str(text).map_err(|e| SpecError::Malformed {
-        name: name.into(),
-        message: e.to_string(),
-    })
+    Catalog::builtin().image(name)
 }
 
 /// The built-in spec of base image `name` (`baseos` or `baseimage`).
+///
+/// # Errors
+///
+/// [`SpecError::Unknown`] listing the built-in names.
 pub fn base_spec(name: &str) -> Result<BaseSpec, SpecError> {
-    let (_, text) =
-        BASE_SPECS
-            .iter()
-            .find(|(n, _)| *n == name)
-            .ok_or_else(|| SpecError::Unknown {
-                name: name.into(),
-                known: BASE_SPECS.iter().map(|(n, _)| *n).collect(),
-            })?;
-    toml::from_str(text).map_err(|e| SpecError::Malformed {
-        name: name.into(),
-        message: e.to_string(),
-    })
+    Catalog::builtin().base(name)
 }
 
 /// imgforge's own template text for `name`, if it has one.
 pub fn builtin_template(name: &str) -> Option<&'static str> {
-    TEMPLATES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    BUILTIN_TEMPLATES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
 }
 
 /// Expand `{VAR}` placeholders in a tag pattern with build variables.
@@ -264,7 +588,7 @@ mod tests {
     #[test]
     fn all_builtin_specs_parse() {
         for n in image_names() {
-            let s = image_spec(n).unwrap();
+            let s = image_spec(&n).unwrap();
             assert_eq!(s.image, n);
             assert!(builtin_template(&s.template).is_some(), "{n}");
             assert_eq!(s.tags.len(), 5);
@@ -273,11 +597,12 @@ mod tests {
             assert_eq!(base_spec(n).unwrap().image, n);
         }
         let peer = image_spec("peer").unwrap();
+        assert_eq!(peer.payload[0].kind, "binary");
+        assert_eq!(peer.payload[0].params["package"].as_str(), Some("peer"));
         assert_eq!(
-            peer.payload[0].source,
-            PayloadSource::Binary {
-                package: "peer".into()
-            }
+            image_names(),
+            ["peer", "orderer", "ccenv", "buildenv", "tools"],
+            "make docker order"
         );
         assert!(matches!(image_spec("nope"), Err(SpecError::Unknown { .. })));
     }

@@ -17,9 +17,7 @@ use imgforge::reference::{
     validate_digest, validate_namespace, validate_repository, validate_tag, ImageRef,
     ReferenceError, MAX_TAG_LEN,
 };
-use imgforge::spec::{
-    self, parse_image_spec, ContextKind, ImageSpec, PayloadEntry, PayloadSource, SpecError,
-};
+use imgforge::spec::{self, parse_image_spec, ContextKind, ImageSpec, PayloadEntry, SpecError};
 use imgforge::steps::render::{render, strip_proxy_args, substitute, TOKENS};
 use imgforge::steps::PROXY_VARS;
 use proptest::collection::vec;
@@ -772,9 +770,9 @@ proptest! {
     fn render_builtin_templates_and_tags(v in vars()) {
         let vars = build_vars(&v)?;
         for name in spec::image_names() {
-            let s = spec::image_spec(name).map_err(fail)?;
+            let s = spec::image_spec(&name).map_err(fail)?;
             let tpl = spec::builtin_template(&s.template).ok_or_else(|| fail(format!("no template {}", s.template)))?;
-            let out = render(tpl, &vars, name).map_err(fail)?;
+            let out = render(tpl, &vars, &name).map_err(fail)?;
             let froms: Vec<&str> = out
                 .lines()
                 .filter_map(|l| l.strip_prefix("FROM "))
@@ -788,7 +786,7 @@ proptest! {
             for pattern in &s.tags {
                 let t = spec::expand_tag(pattern, &vars);
                 prop_assert!(validate_tag("tag", &t).is_ok(), "{}: {} -> {:?}", name, pattern, t);
-                let image = format!("{}:{t}", vars.repository(name));
+                let image = format!("{}:{t}", vars.repository(&name));
                 prop_assert!(ImageRef::parse("image", &image).is_ok(), "{:?}", image);
             }
         }
@@ -915,6 +913,49 @@ fn spec_string() -> impl Strategy<Value = String> {
     prop_oneof![3 => "[a-z0-9/._{}-]{0,12}", 1 => any::<String>()]
 }
 
+/// The documented payload kinds and their parameters (what `payload-specs/*.toml` may say).
+#[derive(Debug, Clone, PartialEq)]
+enum PayloadSource {
+    Binary { package: String },
+    TreeArchive { tree: String },
+    Goshim { target: String },
+    Gotool { package: String },
+    GotoolsArchive { packages: Vec<String> },
+    Chaintool {},
+}
+
+/// The entry a spec with `file` and `src` parses to.
+fn entry(file: String, src: &PayloadSource) -> PayloadEntry {
+    let text: String = source_keys(src)
+        .into_iter()
+        .map(|(k, v)| format!("{k} = {v}\n"))
+        .collect();
+    let mut params: toml::Table = toml::from_str(&text).expect("generated keys are TOML");
+    let kind = params
+        .remove("kind")
+        .and_then(|k| k.as_str().map(String::from))
+        .expect("kind");
+    PayloadEntry { file, kind, params }
+}
+
+/// The kind and parameters of a parsed entry, as TOML `key = value` pairs.
+fn entry_keys(e: &PayloadEntry) -> Vec<(String, String)> {
+    let mut keys = vec![("kind".to_string(), toml_str(&e.kind))];
+    for (k, v) in &e.params {
+        let v = match v {
+            toml::Value::String(s) => toml_str(s),
+            toml::Value::Array(a) => toml_array(
+                &a.iter()
+                    .map(|x| x.as_str().unwrap_or_default().to_string())
+                    .collect::<Vec<_>>(),
+            ),
+            other => other.to_string(),
+        };
+        keys.push((k.clone(), v));
+    }
+    keys
+}
+
 fn payload_source() -> impl Strategy<Value = PayloadSource> {
     prop_oneof![
         spec_string().prop_map(|package| PayloadSource::Binary { package }),
@@ -988,9 +1029,12 @@ fn spec_case() -> impl Strategy<Value = SpecCase> {
                         tags,
                         payload: payload
                             .into_iter()
-                            .map(|(file, source)| PayloadEntry { file, source })
+                            .map(|(file, source)| entry(file, &source))
                             .collect(),
                         context: context.unwrap_or_default(),
+                        order: None,
+                        location: Default::default(),
+                        own: None,
                     },
                     write_context: context.is_some(),
                     order,
@@ -1011,7 +1055,7 @@ impl SpecCase {
             .enumerate()
             .map(|(i, e)| {
                 let mut keys = vec![("file".to_string(), toml_str(&e.file))];
-                keys.extend(source_keys(&e.source));
+                keys.extend(entry_keys(e));
                 let n = keys.len();
                 keys.rotate_left(self.rotations[i % self.rotations.len()] % n);
                 keys
@@ -1100,7 +1144,9 @@ fn spec_fragment() -> impl Strategy<Value = &'static str> {
     ])
 }
 
-const TOP_KEYS: &[&str] = &["image", "template", "base", "tags", "payload", "context"];
+const TOP_KEYS: &[&str] = &[
+    "image", "template", "base", "tags", "payload", "context", "order",
+];
 const ENTRY_KEYS: &[&str] = &["file", "kind", "package", "tree", "target", "packages"];
 
 proptest! {
@@ -1137,7 +1183,7 @@ proptest! {
         let mut case = case;
         case.inline_payload = false;
         let candidates: Vec<usize> = case.spec.payload.iter().enumerate()
-            .filter(|(_, e)| e.source != PayloadSource::Chaintool {})
+            .filter(|(_, e)| e.kind != "chaintool")
             .map(|(i, _)| i)
             .collect();
         prop_assume!(!candidates.is_empty());

@@ -189,7 +189,7 @@ pub enum EngineError {
 }
 
 /// The operations imgforge needs from a container engine.
-pub trait Engine: Send + Sync {
+pub trait Engine: Send + Sync + 'static {
     /// Check that the engine answers; returns a one-line description (version, API version).
     fn ping(&self) -> impl Future<Output = Result<String, EngineError>> + Send;
 

@@ -22,7 +22,7 @@
 //! bytes. Files are written to a temporary file and renamed: a failure leaves no partial archive.
 
 use super::compile::drun;
-use super::{mkdir_p, Cx};
+use super::{mkdir_p, Cx, Input, Op, Output, PayloadFile, PayloadKind, Planner, Produced};
 use crate::archive::{
     finish_parallel_bzip2, goshim_entries, parallel_bzip2_encoder, write_atomic,
     write_file_list_archive, write_tree_archive, ArchiveError, ArchiveOptions,
@@ -30,7 +30,235 @@ use crate::archive::{
 use crate::config::PKGNAME;
 use crate::engine::Engine;
 use crate::error::Error;
+use futures_util::future::BoxFuture;
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
+
+/// The fingerprint input of every archive: its entries' mtime (`SOURCE_DATE_EPOCH`, else the
+/// tree's HEAD commit time).
+fn mtime_input<E: Engine>(cx: &Cx<'_, E>) -> Input {
+    Input::Value {
+        name: "var:SOURCE_DATE_EPOCH".into(),
+        value: cx.mtime().to_string(),
+    }
+}
+
+/// Payload kind `tree-archive`: `$(BUILD_DIR)/<file>` = deterministic tar.bz2 of a directory
+/// of the tree (`sampleconfig.tar.bz2`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TreeArchive {
+    /// Directory relative to the tree root.
+    pub tree: String,
+}
+
+impl PayloadKind for TreeArchive {
+    const KIND: &'static str = "tree-archive";
+
+    fn plan<E: Engine>(self, file: &str, p: &mut Planner<'_, '_, E>) -> Result<PayloadFile, Error> {
+        let out = p.cx.build_dir().join(file);
+        p.add(TreeArchiveStep {
+            tree: self.tree,
+            file: file.to_string(),
+            out: out.clone(),
+        });
+        Ok(PayloadFile {
+            path: out,
+            producer: format!("archives/{file}"),
+        })
+    }
+}
+
+/// The step `archives/<file>` of a [`TreeArchive`].
+#[derive(Debug, Clone)]
+pub struct TreeArchiveStep {
+    /// Directory relative to the tree root.
+    pub tree: String,
+    /// Output file name.
+    pub file: String,
+    /// `$(BUILD_DIR)/<file>`.
+    pub out: PathBuf,
+}
+
+impl<E: Engine> Op<E> for TreeArchiveStep {
+    fn id(&self) -> String {
+        format!("archives/{}", self.file)
+    }
+
+    fn outputs(&self) -> Vec<Output> {
+        vec![Output::Path(self.out.clone())]
+    }
+
+    fn inputs(&self, cx: &Cx<'_, E>) -> Result<Vec<Input>, Error> {
+        // every entry the archiver writes: type, mode, link target, content
+        Ok(vec![
+            Input::TreeEntries {
+                tree: self.tree.clone(),
+                root: cx.source().join(&self.tree),
+            },
+            mtime_input(cx),
+        ])
+    }
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a Cx<'a, E>,
+        _fp: &'a str,
+    ) -> BoxFuture<'a, Result<Produced, Error>> {
+        Box::pin(async move {
+            sampleconfig(cx, &self.tree, &self.file).await?;
+            Ok(Produced::default())
+        })
+    }
+}
+
+/// Payload kind `goshim`: `$(BUILD_DIR)/<file>` = Go sources of `target` and of its
+/// dependencies, relative to `$GOPATH/src` (`goshim.tar.bz2`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Goshim {
+    /// Package directory relative to the tree root, e.g. `core/chaincode/shim`.
+    pub target: String,
+}
+
+impl PayloadKind for Goshim {
+    const KIND: &'static str = "goshim";
+
+    fn plan<E: Engine>(self, file: &str, p: &mut Planner<'_, '_, E>) -> Result<PayloadFile, Error> {
+        let out = p.cx.build_dir().join(file);
+        p.add(GoshimStep {
+            target: self.target,
+            file: file.to_string(),
+            out: out.clone(),
+        });
+        Ok(PayloadFile {
+            path: out,
+            producer: format!("archives/{file}"),
+        })
+    }
+}
+
+/// The step `archives/<file>` of a [`Goshim`].
+#[derive(Debug, Clone)]
+pub struct GoshimStep {
+    /// Package directory relative to the tree root.
+    pub target: String,
+    /// Output file name.
+    pub file: String,
+    /// `$(BUILD_DIR)/<file>`.
+    pub out: PathBuf,
+}
+
+impl<E: Engine> Op<E> for GoshimStep {
+    fn id(&self) -> String {
+        format!("archives/{}", self.file)
+    }
+
+    fn outputs(&self) -> Vec<Output> {
+        vec![Output::Path(self.out.clone())]
+    }
+
+    fn inputs(&self, cx: &Cx<'_, E>) -> Result<Vec<Input>, Error> {
+        Ok(vec![
+            Input::GoSources,
+            Input::Value {
+                name: "step:target".into(),
+                value: self.target.clone(),
+            },
+            mtime_input(cx),
+            Input::BaseImage("baseimage".into()),
+        ])
+    }
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a Cx<'a, E>,
+        _fp: &'a str,
+    ) -> BoxFuture<'a, Result<Produced, Error>> {
+        Box::pin(async move {
+            goshim(cx, &self.target, &self.file).await?;
+            Ok(Produced::default())
+        })
+    }
+}
+
+/// Payload kind `gotools-archive`: `$(BUILD_DIR)/<file>` = every tool of
+/// `$(BUILD_DIR)/docker/gotools/bin`, flat (`gotools.tar.bz2`), after the [`super::gotools`]
+/// step built `packages`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GotoolsArchive {
+    /// The tools to build first (package paths relative to the tree, under `vendor/`).
+    pub packages: Vec<String>,
+}
+
+impl PayloadKind for GotoolsArchive {
+    const KIND: &'static str = "gotools-archive";
+
+    fn plan<E: Engine>(self, file: &str, p: &mut Planner<'_, '_, E>) -> Result<PayloadFile, Error> {
+        let tools = super::gotools::plan_tools(p, &self.packages)?;
+        let out = p.cx.build_dir().join(file);
+        p.add(GotoolsArchiveStep {
+            file: file.to_string(),
+            bin: p.cx.build_dir().join(super::gotools::BIN),
+            out: out.clone(),
+            tools,
+        });
+        Ok(PayloadFile {
+            path: out,
+            producer: format!("archives/{file}"),
+        })
+    }
+}
+
+/// The step `archives/<file>` of a [`GotoolsArchive`].
+#[derive(Debug, Clone)]
+pub struct GotoolsArchiveStep {
+    /// Output file name.
+    pub file: String,
+    /// `$(BUILD_DIR)/docker/gotools/bin`.
+    pub bin: PathBuf,
+    /// `$(BUILD_DIR)/<file>`.
+    pub out: PathBuf,
+    /// The step that builds the tools.
+    pub tools: String,
+}
+
+impl<E: Engine> Op<E> for GotoolsArchiveStep {
+    fn id(&self) -> String {
+        format!("archives/{}", self.file)
+    }
+
+    fn deps(&self) -> Vec<String> {
+        vec![self.tools.clone()]
+    }
+
+    fn outputs(&self) -> Vec<Output> {
+        vec![Output::Path(self.out.clone())]
+    }
+
+    fn inputs(&self, cx: &Cx<'_, E>) -> Result<Vec<Input>, Error> {
+        Ok(vec![
+            Input::Dir {
+                prefix: format!("output:{}", self.tools),
+                path: self.bin.clone(),
+                modes: true,
+            },
+            mtime_input(cx),
+        ])
+    }
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a Cx<'a, E>,
+        _fp: &'a str,
+    ) -> BoxFuture<'a, Result<Produced, Error>> {
+        Box::pin(async move {
+            gotools_archive(cx, &self.bin, &self.file).await?;
+            Ok(Produced::default())
+        })
+    }
+}
 
 async fn blocking<T: Send + 'static>(
     step: &str,

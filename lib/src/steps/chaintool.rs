@@ -11,12 +11,105 @@
 //! The download is written to a temporary file and renamed, so a failed `curl` no longer
 //! leaves a truncated file that make would think up to date.
 
-use super::{mkdir_p, Cx};
+use super::{mkdir_p, Cx, Input, Op, Output, PayloadFile, PayloadKind, Planner, Produced};
 use crate::archive::{write_atomic, ArchiveError};
 use crate::engine::Engine;
 use crate::error::Error;
+use futures_util::future::BoxFuture;
+use serde::Deserialize;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+const HINT: &str = "pass --chaintool PATH (a chaintool program or the fabric-chaintool-1.1.3.jar you have), or set CHAINTOOL_URL to where it can be downloaded";
+
+/// Payload kind `chaintool`: the chaintool program (`--chaintool PATH` or `CHAINTOOL_URL`),
+/// made once into `$(BUILD_DIR)/bin/chaintool`. No parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Chaintool {}
+
+impl PayloadKind for Chaintool {
+    const KIND: &'static str = "chaintool";
+
+    fn plan<E: Engine>(
+        self,
+        _file: &str,
+        p: &mut Planner<'_, '_, E>,
+    ) -> Result<PayloadFile, Error> {
+        let out = p.cx.build_dir().join("bin/chaintool");
+        p.add(ChaintoolStep {
+            image: p.image.clone(),
+            out: out.clone(),
+        });
+        Ok(PayloadFile {
+            path: out,
+            producer: "chaintool".into(),
+        })
+    }
+}
+
+/// The step `chaintool`.
+#[derive(Debug, Clone)]
+pub struct ChaintoolStep {
+    /// The image that needs it (for messages).
+    pub image: String,
+    /// `$(BUILD_DIR)/bin/chaintool`.
+    pub out: PathBuf,
+}
+
+impl<E: Engine> Op<E> for ChaintoolStep {
+    fn id(&self) -> String {
+        "chaintool".into()
+    }
+
+    fn outputs(&self) -> Vec<Output> {
+        vec![Output::Path(self.out.clone())]
+    }
+
+    fn inputs(&self, cx: &Cx<'_, E>) -> Result<Vec<Input>, Error> {
+        Ok(vec![match &cx.options.chaintool {
+            Some(p) => Input::File {
+                name: "step:chaintool".into(),
+                path: p.clone(),
+            },
+            // the URL may carry credentials: recorded redacted, with a digest of the whole
+            None => Input::Value {
+                name: "var:CHAINTOOL_URL".into(),
+                value: crate::redact::fingerprint_value(cx.vars.get("CHAINTOOL_URL")),
+            },
+        }])
+    }
+
+    fn preflight(&self, cx: &Cx<'_, E>) -> Result<(), Error> {
+        match &cx.options.chaintool {
+            None if cx.vars.get("CHAINTOOL_URL").is_empty() => Err(Error::Input {
+                step: "chaintool".into(),
+                message: format!(
+                    "{} needs chaintool, and neither --chaintool nor CHAINTOOL_URL is set",
+                    self.image
+                ),
+                hint: HINT.into(),
+            }),
+            Some(p) if !p.is_file() => Err(Error::Input {
+                step: "chaintool".into(),
+                message: format!("--chaintool {} is not a file", p.display()),
+                hint: "pass the path of a chaintool program".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a Cx<'a, E>,
+        _fp: &'a str,
+    ) -> BoxFuture<'a, Result<Produced, Error>> {
+        Box::pin(async move {
+            chaintool(cx).await?;
+            Ok(Produced::default())
+        })
+    }
+}
 
 /// Copy `src` to `dest` through a temporary file and a rename.
 fn copy_atomic(src: &Path, dest: &Path) -> Result<u64, ArchiveError> {
@@ -44,7 +137,7 @@ pub async fn chaintool<E: Engine>(cx: &Cx<'_, E>) -> Result<PathBuf, Error> {
     let step = "chaintool";
     let dest = cx.build_dir().join("bin/chaintool");
     mkdir_p(step, dest.parent().expect("has parent"))?;
-    let hint = "pass --chaintool PATH (a chaintool program or the fabric-chaintool-1.1.3.jar you have), or set CHAINTOOL_URL to where it can be downloaded";
+    let hint = HINT;
     if let Some(path) = &cx.options.chaintool {
         let t = cx.start(step, format!("copy {}", path.display()));
         let (src, d) = (path.clone(), dest.clone());

@@ -18,11 +18,140 @@
 //! is set because Go ≥ 1.16 would otherwise look for a `go.mod` in a GOPATH-era tree; `HOME`
 //! is `/tmp` so a uid without a passwd entry can run `go`.
 
-use super::{mkdir_p, Cx, CONTAINER_SRC};
-use crate::config::PKGNAME;
+use super::{
+    mkdir_p, Cx, Input, Op, Output, PayloadFile, PayloadKind, Planner, Produced, CONTAINER_SRC,
+};
+use crate::config::{BuildVars, PKGNAME};
 use crate::engine::{Engine, RunSpec};
 use crate::error::Error;
+use futures_util::future::BoxFuture;
+use serde::Deserialize;
 use std::path::PathBuf;
+
+/// Payload kind `binary`: a Go program of the tree compiled in the baseimage
+/// (`$(BUILD_DIR)/docker/bin/<file>`, or `$(BUILD_DIR)/bin/<file>` with `--native`).
+///
+/// ```toml
+/// [[payload]]
+/// file = "peer"
+/// kind = "binary"
+/// package = "peer"     # relative to github.com/hyperledger/fabric
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Binary {
+    /// Import path relative to `github.com/hyperledger/fabric`.
+    pub package: String,
+}
+
+impl PayloadKind for Binary {
+    const KIND: &'static str = "binary";
+
+    fn plan<E: Engine>(self, file: &str, p: &mut Planner<'_, '_, E>) -> Result<PayloadFile, Error> {
+        let native = p.cx.options.native;
+        let dir = if native { "bin" } else { "docker/bin" };
+        let op = Compile {
+            file: file.to_string(),
+            package: self.package,
+            native,
+            out: p.cx.build_dir().join(dir).join(file),
+        };
+        let file = PayloadFile {
+            path: op.out.clone(),
+            producer: format!("compile/{}", op.file),
+        };
+        p.add(op);
+        Ok(file)
+    }
+}
+
+/// The compile step of one program (`compile/<file>`).
+#[derive(Debug, Clone)]
+pub struct Compile {
+    /// Binary name.
+    pub file: String,
+    /// Package relative to `PKGNAME`.
+    pub package: String,
+    /// Compile with the host's `go`.
+    pub native: bool,
+    /// Where the binary lands.
+    pub out: PathBuf,
+}
+
+impl<E: Engine> Op<E> for Compile {
+    fn id(&self) -> String {
+        format!("compile/{}", self.file)
+    }
+
+    fn outputs(&self) -> Vec<Output> {
+        vec![Output::Path(self.out.clone())]
+    }
+
+    fn inputs(&self, cx: &Cx<'_, E>) -> Result<Vec<Input>, Error> {
+        let mut inputs = vec![
+            Input::GoSources,
+            Input::Value {
+                name: "step:package".into(),
+                value: self.package.clone(),
+            },
+        ];
+        // the variables the command is made of, read by the very function that makes it
+        let (traced, reads) = cx.vars.traced();
+        if self.native {
+            native_args(&traced, &self.package);
+            // the host toolchain is an input of a native build
+            inputs.push(Input::HostCommand {
+                name: "step:native".into(),
+                program: "go".into(),
+                args: vec!["version".into()],
+            });
+        } else {
+            command(&traced, &self.package);
+            inputs.push(Input::BaseImage("baseimage".into()));
+        }
+        inputs.extend(reads.names().into_iter().map(Input::Var));
+        Ok(inputs)
+    }
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a Cx<'a, E>,
+        _fp: &'a str,
+    ) -> BoxFuture<'a, Result<Produced, Error>> {
+        Box::pin(async move {
+            compile(cx, &self.file, &self.package).await?;
+            Ok(Produced::default())
+        })
+    }
+}
+
+/// The command run in the baseimage: `go install -tags "$(GO_TAGS)" -ldflags
+/// "$(DOCKER_GO_LDFLAGS)" $(PKGNAME)/<package>`, as Fabric release-1.4 Makefile rule
+/// `$(BUILD_DIR)/docker/bin/%`.
+pub fn command(vars: &BuildVars, package: &str) -> Vec<String> {
+    vec![
+        "go".to_string(),
+        "install".to_string(),
+        "-tags".to_string(),
+        vars.get("GO_TAGS").to_string(),
+        "-ldflags".to_string(),
+        vars.docker_go_ldflags(),
+        format!("{PKGNAME}/{package}"),
+    ]
+}
+
+/// Arguments of the host `go` for `--native`: `make peer` (the native path) uses `GO_LDFLAGS`,
+/// without the static-link flags.
+pub fn native_args(vars: &BuildVars, package: &str) -> Vec<String> {
+    vec![
+        "install".to_string(),
+        "-tags".to_string(),
+        vars.get("GO_TAGS").to_string(),
+        "-ldflags".to_string(),
+        vars.go_ldflags(),
+        format!("{PKGNAME}/{package}"),
+    ]
+}
 
 /// A build container as `docker-env.mk`'s `DRUN` runs it: the tree bind-mounted at
 /// `/opt/gopath/src/github.com/hyperledger/fabric` (read-only when `read_only_source`) and
@@ -99,15 +228,7 @@ pub async fn compile<E: Engine>(
     for d in [&bin, &pkg, &cache] {
         mkdir_p(&step, d)?;
     }
-    let cmd = vec![
-        "go".to_string(),
-        "install".to_string(),
-        "-tags".to_string(),
-        cx.vars.get("GO_TAGS").to_string(),
-        "-ldflags".to_string(),
-        cx.vars.docker_go_ldflags(),
-        format!("{PKGNAME}/{package}"),
-    ];
+    let cmd = command(cx.vars, package);
     let spec = RunSpec {
         step: step.clone(),
         image: image.clone(),
@@ -163,21 +284,16 @@ async fn compile_native<E: Engine>(
         .to_path_buf();
     let bin = cx.build_dir().join("bin");
     mkdir_p(&step, &bin)?;
-    // `make peer` (the native path) uses GO_LDFLAGS: no static-link flags.
-    let ldflags = cx.vars.go_ldflags();
+    let args = native_args(cx.vars, package);
     let t = cx.start(
         &step,
-        format!("go install -ldflags \"{ldflags}\" {PKGNAME}/{package} (host)"),
+        format!(
+            "go install -ldflags \"{}\" {PKGNAME}/{package} (host)",
+            args[4]
+        ),
     );
     let out = tokio::process::Command::new("go")
-        .args([
-            "install",
-            "-tags",
-            cx.vars.get("GO_TAGS"),
-            "-ldflags",
-            &ldflags,
-        ])
-        .arg(format!("{PKGNAME}/{package}"))
+        .args(&args)
         .current_dir(&src)
         .env("GOPATH", &gopath)
         .env("GOBIN", &bin)

@@ -11,10 +11,113 @@
 //! | the tree's `vendor/<path>` | `$(BUILD_DIR)/docker/gotools/bin/<tool>` |
 
 use super::compile::drun;
-use super::{mkdir_p, Cx};
+use super::{mkdir_p, Cx, Input, Op, Output, PayloadFile, PayloadKind, Planner, Produced};
 use crate::engine::Engine;
 use crate::error::Error;
+use futures_util::future::BoxFuture;
+use serde::Deserialize;
 use std::path::PathBuf;
+
+/// Where the tools land, relative to `$(BUILD_DIR)` (`GOTOOLS_BINDIR` of Fabric's gotools.mk
+/// run in the baseimage).
+pub const BIN: &str = "docker/gotools/bin";
+
+/// The id of the one step that builds every tool of an image.
+pub const ID: &str = "gotools";
+
+/// Payload kind `gotool`: one Go tool built from the tree's `vendor/`
+/// (`$(BUILD_DIR)/docker/gotools/bin/<file>`), e.g. `protoc-gen-go`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gotool {
+    /// Package path relative to the tree root, starting with `vendor/`.
+    pub package: String,
+}
+
+impl PayloadKind for Gotool {
+    const KIND: &'static str = "gotool";
+
+    fn plan<E: Engine>(self, file: &str, p: &mut Planner<'_, '_, E>) -> Result<PayloadFile, Error> {
+        let id = plan_tools(p, std::slice::from_ref(&self.package))?;
+        Ok(PayloadFile {
+            path: p.cx.build_dir().join(BIN).join(file),
+            producer: id,
+        })
+    }
+}
+
+/// Add `packages` to the image's one [`Gotools`] step (planned on first use); returns its id.
+///
+/// # Errors
+///
+/// [`Error::Internal`] when another step took the id `gotools`.
+pub fn plan_tools<E: Engine>(
+    p: &mut Planner<'_, '_, E>,
+    packages: &[String],
+) -> Result<String, Error> {
+    let bin = p.cx.build_dir().join(BIN);
+    let step = p
+        .shared(ID, || Gotools {
+            packages: Vec::new(),
+            bin,
+        })
+        .ok_or_else(|| Error::Internal {
+            step: ID.into(),
+            message: "two kinds of step planned under the id gotools".into(),
+        })?;
+    step.packages.extend(packages.iter().cloned());
+    step.packages.sort();
+    step.packages.dedup();
+    Ok(ID.into())
+}
+
+/// The step `gotools`: every vendored tool an image needs, in one container.
+#[derive(Debug, Clone)]
+pub struct Gotools {
+    /// Package paths relative to the tree, sorted.
+    pub packages: Vec<String>,
+    /// `$(BUILD_DIR)/docker/gotools/bin`.
+    pub bin: PathBuf,
+}
+
+fn tool_name(package: &str) -> &str {
+    package.rsplit('/').next().unwrap_or(package)
+}
+
+impl<E: Engine> Op<E> for Gotools {
+    fn id(&self) -> String {
+        ID.into()
+    }
+
+    fn outputs(&self) -> Vec<Output> {
+        self.packages
+            .iter()
+            .map(|p| Output::Path(self.bin.join(tool_name(p))))
+            .collect()
+    }
+
+    fn inputs(&self, _cx: &Cx<'_, E>) -> Result<Vec<Input>, Error> {
+        Ok(vec![
+            Input::GoSources,
+            Input::Value {
+                name: "step:packages".into(),
+                value: self.packages.join(" "),
+            },
+            Input::BaseImage("baseimage".into()),
+        ])
+    }
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a Cx<'a, E>,
+        _fp: &'a str,
+    ) -> BoxFuture<'a, Result<Produced, Error>> {
+        Box::pin(async move {
+            gotools(cx, &self.packages).await?;
+            Ok(Produced::default())
+        })
+    }
+}
 
 /// Build `packages` (paths relative to the tree, e.g. `vendor/github.com/golang/protobuf/protoc-gen-go`)
 /// into `$(BUILD_DIR)/docker/gotools/bin`; returns that directory.

@@ -18,12 +18,116 @@
 //! (which lies once the image is removed), the image carries its build fingerprint as the label
 //! `org.imgforge.fingerprint`, and freshness asks the engine for it.
 
-use super::Cx;
+use super::{Cx, Input, Op, Output, Produced};
 use crate::engine::{BuildSpec, Engine, LABEL_FINGERPRINT, LABEL_MANAGED, LABEL_STEP};
 use crate::error::Error;
 use crate::event::Event;
-use crate::spec::{expand_tag, ImageSpec};
+use crate::spec::{expand_tag, ContextKind, ImageSpec};
+use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
+
+/// The step `image/<name>`: `docker build` of the rendered Dockerfile and payload, then the
+/// spec's tags.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// The image's spec (name, FROM, tags, context).
+    pub spec: ImageSpec,
+    /// `$(BUILD_DIR)/image/<name>`: `Dockerfile` and `payload/`.
+    pub dir: std::path::PathBuf,
+    /// The first reference, named when the image is missing.
+    pub reference: String,
+}
+
+impl Image {
+    /// The image step of `spec`; `render` and `payload` are the ids of the steps before it.
+    pub fn new<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Image {
+        let first = spec
+            .tags
+            .first()
+            .map(|t| expand_tag(t, cx.vars))
+            .unwrap_or_default();
+        Image {
+            dir: cx.build_dir().join("image").join(&spec.image),
+            reference: format!("{}:{first}", cx.vars.repository(&spec.image)),
+            spec: spec.clone(),
+        }
+    }
+}
+
+impl<E: Engine> Op<E> for Image {
+    fn id(&self) -> String {
+        format!("image/{}", self.spec.image)
+    }
+
+    fn deps(&self) -> Vec<String> {
+        vec![
+            format!("render/{}", self.spec.image),
+            format!("payload/{}", self.spec.image),
+        ]
+    }
+
+    fn outputs(&self) -> Vec<Output> {
+        vec![Output::Image {
+            reference: self.reference.clone(),
+        }]
+    }
+
+    fn inputs(&self, cx: &Cx<'_, E>) -> Result<Vec<Input>, Error> {
+        let name = &self.spec.image;
+        let mut inputs = vec![
+            Input::File {
+                name: format!("output:render/{name}"),
+                path: self.dir.join("Dockerfile"),
+            },
+            Input::Dir {
+                prefix: format!("output:payload/{name}"),
+                path: self.dir.join("payload"),
+                modes: false,
+            },
+        ];
+        // the context is the tree less .dockerignore: every entry the archive sends
+        if self.spec.context == ContextKind::Tree {
+            inputs.push(Input::Context(tree_context(cx, &self.spec)?));
+        }
+        inputs.push(Input::BaseImage(self.spec.base.clone()));
+        let (repository, tags) = references(cx, &self.spec)?;
+        inputs.push(Input::Var("DOCKER_NS".into()));
+        inputs.push(Input::Value {
+            name: "step:references".into(),
+            value: format!("{repository} {}", tags.join(" ")),
+        });
+        Ok(inputs)
+    }
+
+    fn preflight(&self, cx: &Cx<'_, E>) -> Result<(), Error> {
+        // every tag must be valid before any work starts (an ARCH or version can make one invalid)
+        references(cx, &self.spec).map(|_| ())
+    }
+
+    fn run<'a>(&'a self, cx: &'a Cx<'a, E>, fp: &'a str) -> BoxFuture<'a, Result<Produced, Error>> {
+        Box::pin(async move {
+            Ok(Produced {
+                image: Some(image(cx, &self.spec, fp).await?),
+            })
+        })
+    }
+
+    fn reuse<'a>(
+        &'a self,
+        cx: &'a Cx<'a, E>,
+        image_id: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Produced, Error>> {
+        Box::pin(async move {
+            let Some(id) = image_id else {
+                return Ok(Produced::default());
+            };
+            let refs = apply_tags(cx, &self.spec, id).await?;
+            Ok(Produced {
+                image: Some((id.to_string(), refs)),
+            })
+        })
+    }
+}
 
 /// Repository and expanded, validated tags of `spec`.
 pub fn references<E: Engine>(

@@ -8,15 +8,23 @@
 //!  render ────────────────┘          (Dockerfile.in → Dockerfile)
 //! ```
 //!
-//! Each module starts with the Makefile rule it replaces and an inputs → outputs table.
+//! Each module starts with the Makefile rule it replaces and an inputs → outputs table, and
+//! implements its step as an [`Op`] (what it reads, what it writes, how it runs); payload
+//! kinds of specs (`kind = "binary"`, …) are registered in [`registry`].
 
 pub mod archives;
 pub mod chaintool;
 pub mod compile;
 pub mod gotools;
 pub mod image;
+mod op;
 pub mod payload;
 pub mod render;
+
+pub use op::{
+    check_kind, kind_names, registry, Input, KindEntry, Op, Output, PayloadFile, PayloadKind,
+    Planner, Produced,
+};
 
 use crate::config::BuildVars;
 use crate::engine::Engine;

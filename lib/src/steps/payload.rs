@@ -11,11 +11,66 @@
 //! an existing directory also leaves the directory's mtime unchanged, so make never rebuilds
 //! the image afterwards; here the payload is always replaced as a whole.)
 
-use super::{mkdir_p, Cx};
+use super::{mkdir_p, Cx, Input, Op, Output, PayloadFile, Produced};
 use crate::engine::Engine;
 use crate::error::Error;
+use futures_util::future::BoxFuture;
 use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
+
+/// The step `payload/<name>`: copies each producer's file under its payload name.
+#[derive(Debug, Clone)]
+pub struct Payload {
+    /// Image name.
+    pub name: String,
+    /// `(file name in payload/, what makes it)`, in spec order.
+    pub files: Vec<(String, PayloadFile)>,
+    /// `$(BUILD_DIR)/image/<name>/payload`.
+    pub out: PathBuf,
+}
+
+impl<E: Engine> Op<E> for Payload {
+    fn id(&self) -> String {
+        format!("payload/{}", self.name)
+    }
+
+    fn deps(&self) -> Vec<String> {
+        let mut deps: Vec<String> = self.files.iter().map(|(_, f)| f.producer.clone()).collect();
+        deps.dedup();
+        deps
+    }
+
+    fn outputs(&self) -> Vec<Output> {
+        vec![Output::Path(self.out.clone())]
+    }
+
+    fn inputs(&self, _cx: &Cx<'_, E>) -> Result<Vec<Input>, Error> {
+        Ok(self
+            .files
+            .iter()
+            .map(|(name, f)| Input::File {
+                name: format!("output:{}#{name}", f.producer),
+                path: f.path.clone(),
+            })
+            .collect())
+    }
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a Cx<'a, E>,
+        _fp: &'a str,
+    ) -> BoxFuture<'a, Result<Produced, Error>> {
+        Box::pin(async move {
+            let pairs: Vec<(String, PathBuf)> = self
+                .files
+                .iter()
+                .map(|(n, f)| (n.clone(), f.path.clone()))
+                .collect();
+            payload(cx, &self.name, &pairs).await?;
+            Ok(Produced::default())
+        })
+    }
+}
 
 /// Assemble the payload directory of `image` from `(file name, source path)` pairs; returns its path.
 pub fn assemble_payload(

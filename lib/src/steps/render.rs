@@ -18,7 +18,73 @@
 //! token-shaped word that is not one of the four (`_DOCKER_BASE_` of old baseimage templates) is
 //! an error instead of being left in the Dockerfile.
 
+use super::{Cx, Input, Op, Output, Produced};
 use crate::config::BuildVars;
+use crate::engine::Engine;
+use crate::error::Error;
+use futures_util::future::BoxFuture;
+use std::path::PathBuf;
+
+/// The step `render/<name>`: `Dockerfile.in` → `$(BUILD_DIR)/image/<name>/Dockerfile`.
+#[derive(Debug, Clone)]
+pub struct Render {
+    /// Image name.
+    pub name: String,
+    /// Template name (the spec's `template`).
+    pub template: String,
+    /// imgforge's own template for it ([`crate::spec::ImageSpec::own_template`]).
+    pub own: Option<crate::spec::OwnTemplate>,
+    /// `$(BUILD_DIR)/image/<name>/Dockerfile`.
+    pub out: PathBuf,
+}
+
+impl<E: Engine> Op<E> for Render {
+    fn id(&self) -> String {
+        format!("render/{}", self.name)
+    }
+
+    fn outputs(&self) -> Vec<Output> {
+        vec![Output::Path(self.out.clone())]
+    }
+
+    fn inputs(&self, cx: &Cx<'_, E>) -> Result<Vec<Input>, Error> {
+        let (text, source) = load_template(cx, &self.template, self.own.as_ref())?;
+        let template = &self.template;
+        // which kind of template, not its absolute path (the tree may move); the text itself is
+        // the `template` input
+        let kind = match source {
+            TemplateSource::Flag(p) => format!("--template {}", p.display()),
+            TemplateSource::Tree(_) => format!("images/{template}/Dockerfile.in of the tree"),
+            TemplateSource::Builtin(n) => format!("imgforge's dockerfiles/{n}"),
+            TemplateSource::SpecDir(_) => format!("{template}/Dockerfile.in of the spec directory"),
+        };
+        let (traced, reads) = cx.vars.traced();
+        Values::of(&traced);
+        let mut inputs = vec![
+            Input::Value {
+                name: "template".into(),
+                value: crate::fingerprint::files::sha256_hex(text.as_bytes()),
+            },
+            Input::Value {
+                name: "step:template-source".into(),
+                value: kind,
+            },
+        ];
+        inputs.extend(reads.names().into_iter().map(Input::Var));
+        Ok(inputs)
+    }
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a Cx<'a, E>,
+        _fp: &'a str,
+    ) -> BoxFuture<'a, Result<Produced, Error>> {
+        Box::pin(async move {
+            render_dockerfile(cx, &self.name, &self.template, self.own.as_ref())?;
+            Ok(Produced::default())
+        })
+    }
+}
 
 /// The tokens a template may use, with the variable each stands for.
 pub const TOKENS: &[(&str, &str)] = &[
@@ -118,21 +184,47 @@ pub fn render(
     vars: &BuildVars,
     template_name: &str,
 ) -> Result<String, UnknownToken> {
-    let values: Vec<(&str, String)> = TOKENS
-        .iter()
-        .map(|(tok, var)| (*tok, vars.get(var).to_string()))
-        .collect();
-    let mut out = substitute(template, &values, template_name)?;
+    let v = Values::of(vars);
+    let mut out = substitute(template, &v.tokens, template_name)?;
     if !out.is_empty() && !out.ends_with('\n') {
         out.push('\n');
     }
-    let label = vars.get("BASE_DOCKER_LABEL");
     out.push_str(&format!(
         "LABEL {label}.version={} \\\n      {label}.base.version={}\n",
-        vars.get("BASE_VERSION"),
-        vars.get("BASEIMAGE_RELEASE")
+        v.version,
+        v.base_version,
+        label = v.label
     ));
     Ok(out)
+}
+
+/// Everything a render reads from the variables: the four tokens' values and the appended
+/// `LABEL` line's `BASE_DOCKER_LABEL`, `BASE_VERSION`, `BASEIMAGE_RELEASE`. The render step's
+/// fingerprint declares the variables this reads (over [`BuildVars::traced`]).
+pub struct Values {
+    /// Token → value, as [`TOKENS`].
+    pub tokens: Vec<(&'static str, String)>,
+    /// `BASE_DOCKER_LABEL`.
+    pub label: String,
+    /// `BASE_VERSION`.
+    pub version: String,
+    /// `BASEIMAGE_RELEASE`.
+    pub base_version: String,
+}
+
+impl Values {
+    /// Read them from `vars`.
+    pub fn of(vars: &BuildVars) -> Values {
+        Values {
+            tokens: TOKENS
+                .iter()
+                .map(|(tok, var)| (*tok, vars.get(var).to_string()))
+                .collect(),
+            label: vars.get("BASE_DOCKER_LABEL").to_string(),
+            version: vars.get("BASE_VERSION").to_string(),
+            base_version: vars.get("BASEIMAGE_RELEASE").to_string(),
+        }
+    }
 }
 
 /// Take the declarations of Docker's predefined proxy build arguments (`ARG http_proxy`, …,
@@ -302,6 +394,8 @@ pub enum TemplateSource {
     Tree(std::path::PathBuf),
     /// imgforge's own `dockerfiles/<name>/Dockerfile.in` (built in).
     Builtin(String),
+    /// `<template>/Dockerfile.in` beside the spec file of a spec directory.
+    SpecDir(std::path::PathBuf),
 }
 
 impl std::fmt::Display for TemplateSource {
@@ -310,16 +404,18 @@ impl std::fmt::Display for TemplateSource {
             TemplateSource::Flag(p) => write!(f, "{} (--template)", p.display()),
             TemplateSource::Tree(p) => write!(f, "{} (source tree)", p.display()),
             TemplateSource::Builtin(n) => write!(f, "dockerfiles/{n}/Dockerfile.in (imgforge)"),
+            TemplateSource::SpecDir(p) => write!(f, "{} (spec directory)", p.display()),
         }
     }
 }
 
 /// Choose and read the template for `template` (a spec's template name): `--template FILE`,
 /// else the tree's `images/<template>/Dockerfile.in` (unless `--builtin-template`), else
-/// imgforge's own.
+/// imgforge's own (`own`: the spec directory's or the built-in one).
 pub fn load_template<E: crate::engine::Engine>(
     cx: &super::Cx<'_, E>,
     template: &str,
+    own: Option<&crate::spec::OwnTemplate>,
 ) -> Result<(String, TemplateSource), crate::error::Error> {
     let step = format!("render/{template}");
     let read = |p: &std::path::Path| {
@@ -336,16 +432,20 @@ pub fn load_template<E: crate::engine::Engine>(
                 let text = read(&p)?;
                 // a tree template that needs the network cannot build here; imgforge's own does
                 // the same offline (render reports the switch; --template FILE forces any file)
-                if network_lines(&text).is_empty()
-                    || crate::spec::builtin_template(template).is_none()
-                {
+                if network_lines(&text).is_empty() || own.is_none() {
                     return Ok((text, TemplateSource::Tree(p)));
                 }
             }
         }
     }
-    match crate::spec::builtin_template(template) {
-        Some(t) => Ok((t.to_string(), TemplateSource::Builtin(template.to_string()))),
+    match own {
+        Some(t) => Ok((
+            t.text.clone(),
+            match &t.origin {
+                crate::spec::TemplateOrigin::Builtin(n) => TemplateSource::Builtin(n.clone()),
+                crate::spec::TemplateOrigin::SpecDir(p) => TemplateSource::SpecDir(p.clone()),
+            },
+        )),
         None => Err(crate::error::Error::Input {
             step,
             message: format!("no template for {template}"),
@@ -384,11 +484,12 @@ pub fn render_dockerfile<E: crate::engine::Engine>(
     cx: &super::Cx<'_, E>,
     name: &str,
     template: &str,
+    own: Option<&crate::spec::OwnTemplate>,
 ) -> Result<std::path::PathBuf, crate::error::Error> {
     let step = format!("render/{name}");
-    let (text, source) = load_template(cx, template)?;
+    let (text, source) = load_template(cx, template, own)?;
     let t = cx.start(&step, format!("{source}"));
-    if let (TemplateSource::Builtin(_), false, Some(src)) =
+    if let (TemplateSource::Builtin(_) | TemplateSource::SpecDir(_), false, Some(src)) =
         (&source, cx.options.builtin_template, &cx.vars.source)
     {
         let tree = src.join("images").join(template).join("Dockerfile.in");
