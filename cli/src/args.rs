@@ -99,14 +99,15 @@ pub fn parse(catalog: &Catalog, args: Vec<OsString>) -> Result<(Globals, Invocat
                 s.image, s.image
             )
         };
-        cmd = cmd.subcommand(ImageArgs::augment_args(
-            clap::Command::new(s.image.clone()).about(about),
-        ));
+        cmd = cmd
+            .subcommand(ImageArgs::augment_args(clap::Command::new(s.image.clone())).about(about));
     }
     for b in catalog.base_names() {
-        cmd = cmd.subcommand(BaseArgs::augment_args(clap::Command::new(b.clone()).about(
-            format!("Make $BASE_DOCKER_NS/fabric-{b} from a root filesystem"),
-        )));
+        cmd = cmd.subcommand(
+            BaseArgs::augment_args(clap::Command::new(b.clone())).about(format!(
+                "Make $BASE_DOCKER_NS/fabric-{b} from a root filesystem"
+            )),
+        );
     }
     let m: ArgMatches = cmd.try_get_matches_from(args)?;
     let globals = Globals {

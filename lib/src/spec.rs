@@ -308,16 +308,41 @@ pub struct Catalog {
 impl Catalog {
     /// The built-in specs.
     pub fn builtin() -> Catalog {
-        let mut c = Catalog {
-            images: Vec::new(),
-            bases: Vec::new(),
+        static BUILTIN: std::sync::OnceLock<Catalog> = std::sync::OnceLock::new();
+        BUILTIN
+            .get_or_init(|| {
+                let mut c = Catalog {
+                    images: Vec::new(),
+                    bases: Vec::new(),
+                };
+                let files = BUILTIN_SPECS
+                    .iter()
+                    .map(|(f, t)| (PathBuf::from(f), t.to_string()))
+                    .collect();
+                c.add_all(files, None)
+                    .unwrap_or_else(|e| panic!("built-in spec: {e}"));
+                c
+            })
+            .clone()
+    }
+
+    /// Add `(file, text)` specs: base specs first, so that an image spec may name a base spec
+    /// of the same directory whatever the file names' order.
+    fn add_all(
+        &mut self,
+        mut files: Vec<(PathBuf, String)>,
+        dir: Option<&Path>,
+    ) -> Result<(), SpecError> {
+        let is_base = |text: &str| {
+            toml::from_str::<toml::Table>(text)
+                .is_ok_and(|t| t.get("kind").and_then(|k| k.as_str()) == Some("base"))
         };
-        for (file, text) in BUILTIN_SPECS {
-            c.add_text(Path::new(file), text, None)
-                .unwrap_or_else(|e| panic!("built-in spec {file}: {e}"));
+        files.sort_by_key(|(_, text)| !is_base(text));
+        for (f, text) in &files {
+            self.add_text(f, text, dir)?;
         }
-        c.sort();
-        c
+        self.sort();
+        Ok(())
     }
 
     /// The built-in specs and those of `dirs`, in order (a later one replaces an earlier one
@@ -360,15 +385,15 @@ impl Catalog {
                 ),
             });
         }
+        let mut texts = Vec::new();
         for f in files {
             let text = std::fs::read_to_string(&f).map_err(|e| SpecError::Io {
                 path: f.clone(),
                 source: e,
             })?;
-            self.add_text(&f, &text, Some(dir))?;
+            texts.push((f, text));
         }
-        self.sort();
-        Ok(())
+        self.add_all(texts, Some(dir))
     }
 
     fn sort(&mut self) {
@@ -408,17 +433,8 @@ impl Catalog {
             return Err(malformed(&shown, format!("{}field image: {:?} in a file named {stem}.toml: the file must be named after the image", field_line("image"), s.image)));
         }
         check_tags(&shown, &s.tags, &field_line("tags"))?;
-        let bases: Vec<&str> = self
-            .bases
-            .iter()
-            .map(|b| b.image.as_str())
-            .chain(
-                BUILTIN_SPECS
-                    .iter()
-                    .filter(|(_, t)| t.contains("kind = \"base\""))
-                    .map(|(f, _)| f.trim_end_matches(".toml")),
-            )
-            .collect();
+        // base specs are added before image specs (see `add_all`)
+        let bases: Vec<&str> = self.bases.iter().map(|b| b.image.as_str()).collect();
         if !bases.contains(&s.base.as_str()) {
             return Err(malformed(
                 &shown,
@@ -426,7 +442,7 @@ impl Catalog {
                     "{}field base: unknown base image {:?}: expected one of {}",
                     field_line("base"),
                     s.base,
-                    dedup(bases).join(", ")
+                    bases.join(", ")
                 ),
             ));
         }
@@ -506,12 +522,6 @@ impl Catalog {
                 known: self.base_names(),
             })
     }
-}
-
-fn dedup(mut v: Vec<&str>) -> Vec<&str> {
-    v.sort();
-    v.dedup();
-    v
 }
 
 /// Tags must be given, and their `{VAR}` placeholders must name build variables.

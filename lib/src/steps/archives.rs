@@ -22,7 +22,9 @@
 //! bytes. Files are written to a temporary file and renamed: a failure leaves no partial archive.
 
 use super::compile::drun;
-use super::{mkdir_p, Cx, Input, Op, Output, PayloadFile, PayloadKind, Planner, Produced};
+use super::{
+    files_only, mkdir_p, Cx, Input, Op, Output, PayloadFile, PayloadKind, Planner, Produced,
+};
 use crate::archive::{
     finish_parallel_bzip2, goshim_entries, parallel_bzip2_encoder, write_atomic,
     write_file_list_archive, write_tree_archive, ArchiveError, ArchiveOptions,
@@ -43,6 +45,25 @@ fn mtime_input<E: Engine>(cx: &Cx<'_, E>) -> Input {
     }
 }
 
+/// The id of the step that writes archive `file`.
+fn archive_id(file: &str) -> String {
+    format!("archives/{file}")
+}
+
+/// Plan the archive step `make(file, $(BUILD_DIR)/<file>)` for payload file `file`.
+fn plan_archive<E: Engine, S: Op<E>>(
+    p: &mut Planner<'_, '_, E>,
+    file: &str,
+    make: impl FnOnce(String, PathBuf) -> S,
+) -> PayloadFile {
+    let out = p.cx.build_dir().join(file);
+    p.add(make(file.to_string(), out.clone()));
+    PayloadFile {
+        path: out,
+        producer: archive_id(file),
+    }
+}
+
 /// Payload kind `tree-archive`: `$(BUILD_DIR)/<file>` = deterministic tar.bz2 of a directory
 /// of the tree (`sampleconfig.tar.bz2`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -56,16 +77,11 @@ impl PayloadKind for TreeArchive {
     const KIND: &'static str = "tree-archive";
 
     fn plan<E: Engine>(self, file: &str, p: &mut Planner<'_, '_, E>) -> Result<PayloadFile, Error> {
-        let out = p.cx.build_dir().join(file);
-        p.add(TreeArchiveStep {
+        Ok(plan_archive(p, file, |file, out| TreeArchiveStep {
             tree: self.tree,
-            file: file.to_string(),
-            out: out.clone(),
-        });
-        Ok(PayloadFile {
-            path: out,
-            producer: format!("archives/{file}"),
-        })
+            file,
+            out,
+        }))
     }
 }
 
@@ -82,7 +98,7 @@ pub struct TreeArchiveStep {
 
 impl<E: Engine> Op<E> for TreeArchiveStep {
     fn id(&self) -> String {
-        format!("archives/{}", self.file)
+        archive_id(&self.file)
     }
 
     fn outputs(&self) -> Vec<Output> {
@@ -105,10 +121,7 @@ impl<E: Engine> Op<E> for TreeArchiveStep {
         cx: &'a Cx<'a, E>,
         _fp: &'a str,
     ) -> BoxFuture<'a, Result<Produced, Error>> {
-        Box::pin(async move {
-            sampleconfig(cx, &self.tree, &self.file).await?;
-            Ok(Produced::default())
-        })
+        files_only(sampleconfig(cx, &self.tree, &self.file))
     }
 }
 
@@ -125,16 +138,11 @@ impl PayloadKind for Goshim {
     const KIND: &'static str = "goshim";
 
     fn plan<E: Engine>(self, file: &str, p: &mut Planner<'_, '_, E>) -> Result<PayloadFile, Error> {
-        let out = p.cx.build_dir().join(file);
-        p.add(GoshimStep {
+        Ok(plan_archive(p, file, |file, out| GoshimStep {
             target: self.target,
-            file: file.to_string(),
-            out: out.clone(),
-        });
-        Ok(PayloadFile {
-            path: out,
-            producer: format!("archives/{file}"),
-        })
+            file,
+            out,
+        }))
     }
 }
 
@@ -151,7 +159,7 @@ pub struct GoshimStep {
 
 impl<E: Engine> Op<E> for GoshimStep {
     fn id(&self) -> String {
-        format!("archives/{}", self.file)
+        archive_id(&self.file)
     }
 
     fn outputs(&self) -> Vec<Output> {
@@ -175,10 +183,7 @@ impl<E: Engine> Op<E> for GoshimStep {
         cx: &'a Cx<'a, E>,
         _fp: &'a str,
     ) -> BoxFuture<'a, Result<Produced, Error>> {
-        Box::pin(async move {
-            goshim(cx, &self.target, &self.file).await?;
-            Ok(Produced::default())
-        })
+        files_only(goshim(cx, &self.target, &self.file))
     }
 }
 
@@ -197,17 +202,13 @@ impl PayloadKind for GotoolsArchive {
 
     fn plan<E: Engine>(self, file: &str, p: &mut Planner<'_, '_, E>) -> Result<PayloadFile, Error> {
         let tools = super::gotools::plan_tools(p, &self.packages)?;
-        let out = p.cx.build_dir().join(file);
-        p.add(GotoolsArchiveStep {
-            file: file.to_string(),
-            bin: p.cx.build_dir().join(super::gotools::BIN),
-            out: out.clone(),
+        let bin = p.cx.build_dir().join(super::gotools::BIN);
+        Ok(plan_archive(p, file, |file, out| GotoolsArchiveStep {
+            file,
+            bin,
+            out,
             tools,
-        });
-        Ok(PayloadFile {
-            path: out,
-            producer: format!("archives/{file}"),
-        })
+        }))
     }
 }
 
@@ -226,7 +227,7 @@ pub struct GotoolsArchiveStep {
 
 impl<E: Engine> Op<E> for GotoolsArchiveStep {
     fn id(&self) -> String {
-        format!("archives/{}", self.file)
+        archive_id(&self.file)
     }
 
     fn deps(&self) -> Vec<String> {
@@ -253,10 +254,7 @@ impl<E: Engine> Op<E> for GotoolsArchiveStep {
         cx: &'a Cx<'a, E>,
         _fp: &'a str,
     ) -> BoxFuture<'a, Result<Produced, Error>> {
-        Box::pin(async move {
-            gotools_archive(cx, &self.bin, &self.file).await?;
-            Ok(Produced::default())
-        })
+        files_only(gotools_archive(cx, &self.bin, &self.file))
     }
 }
 

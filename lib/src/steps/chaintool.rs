@@ -11,7 +11,9 @@
 //! The download is written to a temporary file and renamed, so a failed `curl` no longer
 //! leaves a truncated file that make would think up to date.
 
-use super::{mkdir_p, Cx, Input, Op, Output, PayloadFile, PayloadKind, Planner, Produced};
+use super::{
+    files_only, mkdir_p, Cx, Input, Op, Output, PayloadFile, PayloadKind, Planner, Produced,
+};
 use crate::archive::{write_atomic, ArchiveError};
 use crate::engine::Engine;
 use crate::error::Error;
@@ -104,10 +106,7 @@ impl<E: Engine> Op<E> for ChaintoolStep {
         cx: &'a Cx<'a, E>,
         _fp: &'a str,
     ) -> BoxFuture<'a, Result<Produced, Error>> {
-        Box::pin(async move {
-            chaintool(cx).await?;
-            Ok(Produced::default())
-        })
+        files_only(chaintool(cx))
     }
 }
 

@@ -19,7 +19,8 @@
 //! is `/tmp` so a uid without a passwd entry can run `go`.
 
 use super::{
-    mkdir_p, Cx, Input, Op, Output, PayloadFile, PayloadKind, Planner, Produced, CONTAINER_SRC,
+    files_only, mkdir_p, Cx, Input, Op, Output, PayloadFile, PayloadKind, Planner, Produced,
+    CONTAINER_SRC,
 };
 use crate::config::{BuildVars, PKGNAME};
 use crate::engine::{Engine, RunSpec};
@@ -96,9 +97,10 @@ impl<E: Engine> Op<E> for Compile {
             },
         ];
         // the variables the command is made of, read by the very function that makes it
-        let (traced, reads) = cx.vars.traced();
         if self.native {
-            native_args(&traced, &self.package);
+            inputs.extend(Input::vars_read_by(cx.vars, |v| {
+                native_args(v, &self.package)
+            }));
             // the host toolchain is an input of a native build
             inputs.push(Input::HostCommand {
                 name: "step:native".into(),
@@ -106,10 +108,9 @@ impl<E: Engine> Op<E> for Compile {
                 args: vec!["version".into()],
             });
         } else {
-            command(&traced, &self.package);
+            inputs.extend(Input::vars_read_by(cx.vars, |v| command(v, &self.package)));
             inputs.push(Input::BaseImage("baseimage".into()));
         }
-        inputs.extend(reads.names().into_iter().map(Input::Var));
         Ok(inputs)
     }
 
@@ -118,10 +119,7 @@ impl<E: Engine> Op<E> for Compile {
         cx: &'a Cx<'a, E>,
         _fp: &'a str,
     ) -> BoxFuture<'a, Result<Produced, Error>> {
-        Box::pin(async move {
-            compile(cx, &self.file, &self.package).await?;
-            Ok(Produced::default())
-        })
+        files_only(compile(cx, &self.file, &self.package))
     }
 }
 

@@ -11,7 +11,9 @@
 //! | the tree's `vendor/<path>` | `$(BUILD_DIR)/docker/gotools/bin/<tool>` |
 
 use super::compile::drun;
-use super::{mkdir_p, Cx, Input, Op, Output, PayloadFile, PayloadKind, Planner, Produced};
+use super::{
+    files_only, mkdir_p, Cx, Input, Op, Output, PayloadFile, PayloadKind, Planner, Produced,
+};
 use crate::engine::Engine;
 use crate::error::Error;
 use futures_util::future::BoxFuture;
@@ -112,10 +114,7 @@ impl<E: Engine> Op<E> for Gotools {
         cx: &'a Cx<'a, E>,
         _fp: &'a str,
     ) -> BoxFuture<'a, Result<Produced, Error>> {
-        Box::pin(async move {
-            gotools(cx, &self.packages).await?;
-            Ok(Produced::default())
-        })
+        files_only(gotools(cx, &self.packages))
     }
 }
 

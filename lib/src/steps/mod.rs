@@ -22,8 +22,8 @@ pub mod payload;
 pub mod render;
 
 pub use op::{
-    check_kind, kind_names, registry, Input, KindEntry, Op, Output, PayloadFile, PayloadKind,
-    Planner, Produced,
+    check_kind, files_only, kind_names, registry, Input, KindEntry, Op, Output, PayloadFile,
+    PayloadKind, Planner, Produced,
 };
 
 use crate::config::BuildVars;

@@ -83,6 +83,30 @@ pub enum Input {
     },
 }
 
+impl Input {
+    /// [`Input::Var`] for every variable `make` reads from `vars`: run the function that makes
+    /// a step's command (or values) over traced variables, so the fingerprint names exactly
+    /// what the command is made of.
+    pub fn vars_read_by<T>(
+        vars: &crate::config::BuildVars,
+        make: impl FnOnce(&crate::config::BuildVars) -> T,
+    ) -> Vec<Input> {
+        let (traced, reads) = vars.traced();
+        make(&traced);
+        reads.names().into_iter().map(Input::Var).collect()
+    }
+}
+
+/// The run of a step that produces only files: `work`, then nothing to give back.
+pub fn files_only<'a, T>(
+    work: impl std::future::Future<Output = Result<T, Error>> + Send + 'a,
+) -> BoxFuture<'a, Result<Produced, Error>> {
+    Box::pin(async move {
+        work.await?;
+        Ok(Produced::default())
+    })
+}
+
 /// What a step produces, checked for freshness.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {

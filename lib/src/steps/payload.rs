@@ -11,7 +11,7 @@
 //! an existing directory also leaves the directory's mtime unchanged, so make never rebuilds
 //! the image afterwards; here the payload is always replaced as a whole.)
 
-use super::{mkdir_p, Cx, Input, Op, Output, PayloadFile, Produced};
+use super::{files_only, mkdir_p, Cx, Input, Op, Output, PayloadFile, Produced};
 use crate::engine::Engine;
 use crate::error::Error;
 use futures_util::future::BoxFuture;
@@ -60,15 +60,12 @@ impl<E: Engine> Op<E> for Payload {
         cx: &'a Cx<'a, E>,
         _fp: &'a str,
     ) -> BoxFuture<'a, Result<Produced, Error>> {
-        Box::pin(async move {
-            let pairs: Vec<(String, PathBuf)> = self
-                .files
-                .iter()
-                .map(|(n, f)| (n.clone(), f.path.clone()))
-                .collect();
-            payload(cx, &self.name, &pairs).await?;
-            Ok(Produced::default())
-        })
+        let pairs: Vec<(String, PathBuf)> = self
+            .files
+            .iter()
+            .map(|(n, f)| (n.clone(), f.path.clone()))
+            .collect();
+        files_only(async move { payload(cx, &self.name, &pairs).await })
     }
 }
 

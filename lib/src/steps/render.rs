@@ -58,8 +58,6 @@ impl<E: Engine> Op<E> for Render {
             TemplateSource::Builtin(n) => format!("imgforge's dockerfiles/{n}"),
             TemplateSource::SpecDir(_) => format!("{template}/Dockerfile.in of the spec directory"),
         };
-        let (traced, reads) = cx.vars.traced();
-        Values::of(&traced);
         let mut inputs = vec![
             Input::Value {
                 name: "template".into(),
@@ -70,7 +68,7 @@ impl<E: Engine> Op<E> for Render {
                 value: kind,
             },
         ];
-        inputs.extend(reads.names().into_iter().map(Input::Var));
+        inputs.extend(Input::vars_read_by(cx.vars, Values::of));
         Ok(inputs)
     }
 
