@@ -1364,3 +1364,131 @@ async fn ctrl_c_while_fingerprinting_a_large_tree_returns_within_a_second() {
         "the run took {took:?} to end after Ctrl-C: {err}"
     );
 }
+
+/// A spec directory written by the test: `fabric-demo`, FROM baseos, with a compiled binary
+/// (the fixture's `cmd/discover`) and an archive of the tree's `sampleconfig`.
+fn demo_specs(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir.join("demo")).unwrap();
+    std::fs::write(
+        dir.join("demo.toml"),
+        r#"# an image no Rust code knows about
+image = "demo"
+template = "demo"
+base = "baseos"
+tags = ["{DOCKER_TAG}", "latest"]
+
+[[payload]]
+file = "discover"
+kind = "binary"
+package = "cmd/discover"
+
+[[payload]]
+file = "sampleconfig.tar.bz2"
+kind = "tree-archive"
+tree = "sampleconfig"
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("demo/Dockerfile.in"),
+        "FROM _BASE_NS_/fabric-baseos:_BASE_TAG_\n\
+         ENV FABRIC_CFG_PATH /etc/hyperledger/fabric\n\
+         COPY payload/discover /usr/local/bin\n\
+         ADD payload/sampleconfig.tar.bz2 $FABRIC_CFG_PATH\n\
+         CMD [\"discover\"]\n",
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_defined_only_by_a_spec_directory_is_listed_planned_and_built() {
+    let Some((engine, _serial)) = imgforge_tests::docker_test("spec dir e2e").await else {
+        return;
+    };
+    let t = FixtureTree::new(|_| {});
+    let specs = tempfile::tempdir().unwrap();
+    demo_specs(specs.path());
+    let (src, dir) = (t.root.to_str().unwrap(), specs.path().to_str().unwrap());
+    // its own namespace and a tag of this run: nothing else on the engine is touched
+    let ns = "imgforgetestdemo";
+    let tag = format!("demo{}", std::process::id());
+    let (dns, bns, dtag) = (
+        format!("DOCKER_NS={ns}"),
+        format!("BASE_DOCKER_NS={}", imgforge_tests::TEST_NS),
+        format!("DOCKER_TAG={tag}"),
+    );
+    let run = |args: &[&str]| {
+        let mut v: Vec<&str> = vec!["--specs", dir];
+        v.extend_from_slice(args);
+        v.extend_from_slice(&["--source", src, &dns, &bns, &dtag]);
+        imgforge(&v, &[])
+    };
+
+    let o = run(&["list"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains(&format!("{ns}/fabric-demo:{tag}"))),
+        "list lacks the demo image:\n{out}"
+    );
+    // and without the directory, imgforge does not know it
+    let o = imgforge(&["plan", "demo", "--source", src], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
+    assert!(
+        text(&o).1.contains("no image named \"demo\""),
+        "{}",
+        text(&o).1
+    );
+
+    let o = run(&["plan", "demo"]);
+    let (plan, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    for step in [
+        "render/demo",
+        "compile/discover",
+        "archives/sampleconfig.tar.bz2",
+        "payload/demo",
+        "image/demo",
+    ] {
+        let line = plan
+            .lines()
+            .find(|l| l.contains(step))
+            .unwrap_or_else(|| panic!("plan lacks {step}:\n{plan}"));
+        assert!(line.contains("Stale"), "{line}");
+    }
+
+    let o = run(&["demo"]);
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let image = format!("{ns}/fabric-demo:{tag}");
+    let latest = format!("{ns}/fabric-demo:latest");
+    let built = engine_lookup(&engine, &image)
+        .await
+        .unwrap_or_else(|| panic!("{image} missing"));
+    assert_eq!(
+        engine_lookup(&engine, &latest).await.map(|i| i.id),
+        Some(built.id.clone()),
+        "latest is not the built image"
+    );
+    // the image runs: its CMD is the compiled binary with the tree's metadata, and the
+    // archive was unpacked where the template put it
+    let printed = imgforge_tests::docker_run(&image, &[]);
+    assert_eq!(
+        printed.trim(),
+        "discover (imgforge fixture) 1.4.12",
+        "{printed}"
+    );
+    let ls = imgforge_tests::docker_run(&image, &["ls", "/etc/hyperledger/fabric"]);
+    assert!(ls.contains("core.yaml") && ls.contains("msp"), "{ls}");
+
+    // a second plan: every step fresh
+    let o = run(&["plan", "demo"]);
+    let plan = text(&o).0;
+    assert_eq!(plan.matches("Fresh").count(), 5, "{plan}");
+
+    let o = run(&["clean", "--images"]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert!(engine_lookup(&engine, &image).await.is_none());
+    assert!(imgforge_tests::containers_mounting(&t.root).is_empty());
+}

@@ -1188,3 +1188,8 @@ mod tests {
         assert!(!h.d.path().join("build/sampleconfig.tar.bz2").exists());
     }
 }
+
+/// The freshness table over every built-in spec, step and declared input.
+#[cfg(test)]
+#[path = "freshness_table.rs"]
+mod freshness_table;

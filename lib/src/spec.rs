@@ -435,6 +435,21 @@ impl Catalog {
         check_tags(&shown, &s.tags, &field_line("tags"))?;
         // base specs are added before image specs (see `add_all`)
         let bases: Vec<&str> = self.bases.iter().map(|b| b.image.as_str()).collect();
+        if s.base == s.image || self.images.iter().any(|i| i.image == s.base) {
+            let what = if s.base == s.image {
+                format!("{:?} is this spec itself", s.base)
+            } else {
+                format!("{:?} is an image spec, not a base spec", s.base)
+            };
+            return Err(malformed(
+                &shown,
+                format!(
+                    "{}field base: {what}: an image is built FROM a base image made by the factory (expected one of {})",
+                    field_line("base"),
+                    bases.join(", ")
+                ),
+            ));
+        }
         if !bases.contains(&s.base.as_str()) {
             return Err(malformed(
                 &shown,
@@ -615,6 +630,71 @@ mod tests {
             "make docker order"
         );
         assert!(matches!(image_spec("nope"), Err(SpecError::Unknown { .. })));
+    }
+
+    /// Each bad spec of a spec directory gives its own message, naming the file, the line and
+    /// what is wrong.
+    #[test]
+    fn each_bad_spec_is_named_with_its_file_and_line() {
+        const HEAD: &str =
+            "image = \"demo\"\ntemplate = \"demo\"\nbase = \"baseos\"\ntags = [\"{DOCKER_TAG}\"]\n";
+        let entry = |kind: &str, params: &str| {
+            format!("{HEAD}\n[[payload]]\nfile = \"demo\"\nkind = \"{kind}\"\n{params}\n")
+        };
+        let cases: Vec<(&str, String, usize, &str)> = vec![
+            ("demo.toml", format!("{HEAD}packge = \"x\"\n"), 5, "unknown field `packge`"),
+            ("demo.toml", entry("binaryy", "package = \"peer\""), 6, "field kind: unknown step kind \"binaryy\": expected one of binary, tree-archive"),
+            ("demo.toml", entry("binary", "packge = \"peer\""), 6, "kind binary: unknown field `packge`, expected `package`"),
+            ("demo.toml", entry("binary", ""), 6, "kind binary: missing field `package`"),
+            ("demo.toml", entry("chaintool", "url = \"x\""), 6, "kind chaintool: unknown field `url`"),
+            ("demo.toml", HEAD.replace("\"demo\"\nbase", "\"nope\"\nbase"), 2, "field template: no template \"nope\""),
+            ("other.toml", HEAD.to_string(), 1, "field image: \"demo\" in a file named other.toml"),
+            ("demo.toml", HEAD.replace("baseos", "debian"), 3, "field base: unknown base image \"debian\": expected one of baseimage, baseos"),
+            ("demo.toml", HEAD.replace("baseos", "peer"), 3, "field base: \"peer\" is an image spec, not a base spec"),
+            ("demo.toml", HEAD.replace("baseos", "demo"), 3, "field base: \"demo\" is this spec itself"),
+            ("demo.toml", HEAD.replace("[\"{DOCKER_TAG}\"]", "[]"), 4, "field tags: no tags"),
+            ("demo.toml", HEAD.replace("DOCKER_TAG", "DOCKR_TAG"), 4, "uses {DOCKR_TAG}, which is not a build variable"),
+            ("demo.toml", HEAD.replace("{DOCKER_TAG}\"", "{DOCKER_TAG\""), 4, "has a `{` without `}`"),
+            ("demo.toml", HEAD.replace("tags = [", "tags = [[").to_string(), 4, ""),
+            ("demo.toml", HEAD.replace("tags = [\"{DOCKER_TAG}\"]\n", ""), 1, "missing field `tags`"),
+            ("demo.toml", format!("{HEAD}context = \"repo\"\n"), 5, "unknown variant `repo`, expected `payload` or `tree`"),
+            ("base2.toml", "image = \"base2\"\nkind = \"base\"\ntags = [\"x\"]\n[rootfs]\nvariant = \"minbase\"\ninclude = []\nmirror = \"m\"\n".to_string(), 7, "unknown field `mirror`"),
+        ];
+        let mut messages = std::collections::BTreeSet::new();
+        for (file, text, line, want) in &cases {
+            let d = tempfile::tempdir().unwrap();
+            std::fs::create_dir(d.path().join("demo")).unwrap();
+            std::fs::write(d.path().join("demo/Dockerfile.in"), "FROM x\n").unwrap();
+            let path = d.path().join(file);
+            std::fs::write(&path, text).unwrap();
+            let e = Catalog::load(&[d.path().to_path_buf()])
+                .map(|_| ())
+                .expect_err(&format!("{file} was accepted:\n{text}"));
+            let m = e.to_string();
+            assert!(matches!(e, SpecError::Malformed { .. }), "{m}");
+            assert!(
+                m.contains(&path.display().to_string()),
+                "the file is not named: {m}"
+            );
+            assert!(m.contains(&format!("line {line}")), "not line {line}: {m}");
+            assert!(m.contains(want), "{want:?} not in: {m}");
+            // each its own message (the path differs per directory: compare without it)
+            assert!(
+                messages.insert(m.replace(&d.path().display().to_string(), "DIR")),
+                "the same message twice: {m}"
+            );
+        }
+        // the good spec of the same shape loads
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("demo")).unwrap();
+        std::fs::write(d.path().join("demo/Dockerfile.in"), "FROM x\n").unwrap();
+        std::fs::write(
+            d.path().join("demo.toml"),
+            entry("binary", "package = \"peer\""),
+        )
+        .unwrap();
+        let c = Catalog::load(&[d.path().to_path_buf()]).unwrap();
+        assert!(c.image_names().contains(&"demo".to_string()));
     }
 
     #[test]

@@ -2,9 +2,16 @@
 //! Build containers "run" by writing the file a real `go install` would write into the bind
 //! mount of `/opt/gopath/bin` or `/opt/gotools/bin`; steps can be made to fail or to block
 //! until cancelled. End-to-end tests never use it.
+//!
+//! [`FakeEngine::deterministic`] makes what it writes a function of what it was asked to do
+//! (a binary's bytes digest the container's command, environment, image and mounts; an image
+//! ID digests the build's reference, labels, build arguments and context),
+//! and [`FakeEngine::effects`] lists those requests per step: a test can then tell, without
+//! trusting the fingerprints under test, which steps would do something else.
 
 use super::*;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -27,6 +34,8 @@ pub struct FakeEngine {
     runs: Mutex<Vec<String>>,
     live: AtomicUsize,
     counter: AtomicUsize,
+    deterministic: bool,
+    effects: Mutex<Vec<(String, String)>>,
 }
 
 impl FakeEngine {
@@ -47,6 +56,50 @@ impl FakeEngine {
         f
     }
 
+    /// As [`FakeEngine::with_images`], and what it writes depends only on what it is asked to
+    /// do (see the module doc), never on how many requests came before.
+    pub fn deterministic(references: &[&str]) -> Self {
+        let mut f = FakeEngine::with_images(references);
+        f.deterministic = true;
+        f
+    }
+
+    /// Give `reference` a new image ID (the base image was rebuilt).
+    pub fn rebuild_image(&self, reference: &str) {
+        let n = self.counter.fetch_add(1, Ordering::SeqCst);
+        self.images.lock().unwrap().insert(
+            reference.to_string(),
+            ImageInfo {
+                id: format!("sha256:rebuilt{n}"),
+                repo_tags: vec![reference.to_string()],
+                layers: 1,
+                ..Default::default()
+            },
+        );
+    }
+
+    /// Every request made so far, by step: `run …` (image, command, environment, mounts,
+    /// working directory, user), `build …` (reference, labels less the fingerprint, build
+    /// arguments, tree context, digest of the context directory) and `tag …`; each step's
+    /// requests sorted.
+    pub fn effects(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for (step, e) in self.effects.lock().unwrap().iter() {
+            out.entry(step.clone()).or_default().push(e.clone());
+        }
+        for v in out.values_mut() {
+            v.sort();
+        }
+        out
+    }
+
+    fn record(&self, step: &str, effect: String) {
+        self.effects
+            .lock()
+            .unwrap()
+            .push((step.to_string(), effect));
+    }
+
     /// Make the container of `step` behave as `b`.
     pub fn set(&self, step: &str, b: Behaviour) {
         self.behaviour.lock().unwrap().insert(step.to_string(), b);
@@ -61,6 +114,25 @@ impl FakeEngine {
     pub fn live(&self) -> usize {
         self.live.load(Ordering::SeqCst)
     }
+}
+
+/// Digest of every file under `dir` (relative names and contents, in name order); `-` when
+/// it cannot be read.
+fn dir_digest(dir: &Path) -> String {
+    let mut text = String::new();
+    for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let Ok(e) = e else { return "-".into() };
+        if e.file_type().is_file() {
+            let body = std::fs::read(e.path()).unwrap_or_default();
+            let rel = e.path().strip_prefix(dir).unwrap_or(e.path());
+            text.push_str(&format!(
+                "{} {}\n",
+                rel.display(),
+                crate::fingerprint::files::sha256_hex(&body)
+            ));
+        }
+    }
+    crate::fingerprint::files::sha256_hex(text.as_bytes())
 }
 
 fn host_dir(binds: &[String], container: &str) -> Option<PathBuf> {
@@ -106,7 +178,17 @@ impl Engine for FakeEngine {
             }
             Some(Behaviour::Panic) => panic!("{}: panicking as told", spec.step),
             None => {
+                let effect = format!(
+                    "run {} {:?} env={:?} binds={:?} workdir={:?} user={:?}",
+                    spec.image, spec.cmd, spec.env, spec.binds, spec.workdir, spec.user
+                );
+                self.record(&spec.step, effect.clone());
                 let n = self.counter.fetch_add(1, Ordering::SeqCst);
+                let n = if self.deterministic {
+                    crate::fingerprint::files::sha256_hex(effect.as_bytes())
+                } else {
+                    n.to_string()
+                };
                 let last = spec.cmd.last().cloned().unwrap_or_default();
                 let name = last.rsplit('/').next().unwrap_or("out").to_string();
                 if spec.cmd.get(1).map(String::as_str) == Some("install") {
@@ -131,8 +213,31 @@ impl Engine for FakeEngine {
         _reporter: &dyn Reporter,
         _cancel: &CancellationToken,
     ) -> Result<String, EngineError> {
+        let mut labels = spec.labels.clone();
+        labels.remove(LABEL_FINGERPRINT);
+        let effect = format!(
+            "build {} labels={labels:?} args={:?} tree={:?} context={}",
+            spec.reference,
+            spec.build_args,
+            spec.tree.as_ref().map(|t| &t.dockerfile),
+            dir_digest(&spec.context_dir)
+        );
+        self.record(&spec.step, effect.clone());
         let n = self.counter.fetch_add(1, Ordering::SeqCst);
-        let id = format!("sha256:built{n}");
+        // as a real image ID, it digests every label (the fingerprint too)
+        let id = if self.deterministic {
+            let fp = spec
+                .labels
+                .get(LABEL_FINGERPRINT)
+                .cloned()
+                .unwrap_or_default();
+            format!(
+                "sha256:{}",
+                crate::fingerprint::files::sha256_hex(format!("{effect} {fp}").as_bytes())
+            )
+        } else {
+            format!("sha256:built{n}")
+        };
         self.images.lock().unwrap().insert(
             spec.reference.clone(),
             ImageInfo {
@@ -168,7 +273,10 @@ impl Engine for FakeEngine {
                 op: "tag".into(),
                 message: format!("no image {id}"),
             })?;
+        let step = info.labels.get(LABEL_STEP).cloned().unwrap_or_default();
         images.insert(format!("{repository}:{tag}"), info);
+        drop(images);
+        self.record(&step, format!("tag {repository}:{tag}"));
         Ok(())
     }
 
