@@ -6,7 +6,6 @@
 
 use super::stream::{interpret, strip_ansi, BuildMessage, LineDecoder};
 use super::*;
-use crate::archive::write_tree_archive;
 use crate::archive::ArchiveOptions;
 use crate::event::{Event, Reporter};
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -19,7 +18,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -599,29 +598,58 @@ impl DockerEngine {
         let dockerfile = tree
             .as_ref()
             .map_or("Dockerfile".to_string(), |t| t.dockerfile.clone());
-        let (body, producer, sent) = stream_from_writer(move |w| {
-            let opts = ArchiveOptions { mtime: 0 };
-            match tree {
-                None => write_tree_archive(&dir, w, &opts),
-                Some(t) => crate::archive::write_context_archive(
-                    &t.root,
-                    w,
-                    &opts,
-                    &t.ignore,
-                    &t.skip,
-                    &[(t.dockerfile.clone(), dir.join("Dockerfile"))],
-                ),
-            }
-            .map(|_| ())
-            .map_err(|e| io::Error::other(e.to_string()))
-        });
-        let labels: HashMap<String, String> = spec
+        let labels: BTreeMap<String, String> = spec
             .labels
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .chain(self.labels(&spec.step))
             .filter(|(k, _)| k != LABEL_SESSION && k != LABEL_LEASE)
             .collect();
+        // The labels go into the Dockerfile's last LABEL instruction, not into the API's
+        // `labels`: the classic builder runs one more step (one container) for each of those.
+        let rendered = dir.join("Dockerfile");
+        let text = std::fs::read_to_string(&rendered).map_err(|e| EngineError::Api {
+            op: "build".into(),
+            message: format!("cannot read {}: {e}", rendered.display()),
+        })?;
+        let mut sent_dockerfile = tempfile::NamedTempFile::new().map_err(|e| EngineError::Api {
+            op: "build".into(),
+            message: format!("cannot write a temporary Dockerfile: {e}"),
+        })?;
+        io::Write::write_all(
+            &mut sent_dockerfile,
+            dockerfile_with_labels(&text, &labels).as_bytes(),
+        )
+        .map_err(|e| EngineError::Api {
+            op: "build".into(),
+            message: format!("cannot write a temporary Dockerfile: {e}"),
+        })?;
+        let sent_path = sent_dockerfile.path().to_path_buf();
+        let (body, producer, sent) = stream_from_writer(move |w| {
+            let opts = ArchiveOptions { mtime: 0 };
+            match tree {
+                // the payload directory, its Dockerfile replaced by the one with the labels
+                None => crate::archive::write_context_archive(
+                    &dir,
+                    w,
+                    &opts,
+                    &Default::default(),
+                    std::slice::from_ref(&rendered),
+                    &[("Dockerfile".to_string(), sent_path)],
+                ),
+                Some(t) => crate::archive::write_context_archive(
+                    &t.root,
+                    w,
+                    &opts,
+                    &t.ignore,
+                    &t.skip,
+                    &[(t.dockerfile.clone(), sent_path)],
+                ),
+            }
+            .map(|_| ())
+            .map_err(|e| io::Error::other(e.to_string()))
+        });
+        let labels: HashMap<String, String> = HashMap::new();
         let opts = BuildImageOptionsBuilder::default()
             .dockerfile(&dockerfile)
             .t(&spec.reference)
