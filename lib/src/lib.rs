@@ -23,6 +23,7 @@
 
 pub mod archive;
 pub mod build_dir;
+pub mod chaincode;
 pub mod config;
 pub mod dockerignore;
 pub mod engine;

@@ -1,0 +1,9 @@
+//! Chaincode containers and images made by a Fabric v1.4.12 peer.
+//!
+//! A v1.4 peer builds one Docker image per chaincode (name, version) and starts one container
+//! from it, named after the peer's network id, peer id and the chaincode. Those containers and
+//! images are left behind when the peer goes away. [`names`] reproduces the peer's naming
+//! scheme (`core/container/dockercontroller/dockercontroller.go`) and verifies a name against
+//! it, so that tools which list or remove them only ever touch what the peer created.
+
+pub mod names;
