@@ -286,6 +286,12 @@ pub enum Command {
         #[arg(value_name = "NAME=VALUE")]
         assignments: Vec<String>,
     },
+    /// Chaincode images and containers made by Fabric 1.4 peers.
+    Chaincode {
+        /// What to do.
+        #[command(subcommand)]
+        command: ChaincodeCommand,
+    },
     /// Print every resolved variable with its origin (or one value).
     Config {
         /// Print only this variable's value.
@@ -341,4 +347,25 @@ pub struct BaseArgs {
     /// NAME=VALUE assignments.
     #[arg(value_name = "NAME=VALUE")]
     pub assignments: Vec<String>,
+}
+
+/// `imgforge chaincode …`.
+#[derive(Debug, Subcommand)]
+pub enum ChaincodeCommand {
+    /// List the chaincode images and containers whose names verify as a peer's
+    /// (`<network id>-<peer id>-<name>-<version>-<sha256 of that>`); names that only look like
+    /// it are listed apart, with the reason. Reads only.
+    Ls {
+        /// The peer's `CORE_PEER_ID`, spelled as the peer had it (repeatable): verifies names
+        /// whose peer id had upper-case or other characters the peer replaced.
+        #[arg(long = "peer-id", value_name = "ID")]
+        peer_ids: Vec<String>,
+        /// The peer's `CORE_PEER_NETWORKID` (repeatable; default `dev`, as Fabric's
+        /// sampleconfig core.yaml).
+        #[arg(long = "network-id", value_name = "ID")]
+        network_ids: Vec<String>,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }

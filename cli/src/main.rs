@@ -6,7 +6,7 @@
 mod args;
 mod report;
 
-use args::{BaseArgs, BuildFlags, Command, Globals, Invocation, VarFlags};
+use args::{BaseArgs, BuildFlags, ChaincodeCommand, Command, Globals, Invocation, VarFlags};
 use imgforge::config::{resolve, BuildVars, VarInputs};
 use imgforge::engine::docker::LazyDockerEngine;
 use imgforge::engine::{Engine, LABEL_MANAGED};
@@ -206,7 +206,10 @@ async fn run(
             Command::Plan(_)
             | Command::Render { .. }
             | Command::Config { .. }
-            | Command::List { .. },
+            | Command::List { .. }
+            | Command::Chaincode {
+                command: ChaincodeCommand::Ls { .. },
+            },
         ) => LazyDockerEngine::read_only(),
         _ => LazyDockerEngine::new(),
     };
@@ -341,6 +344,76 @@ async fn run(
             ));
             if let Some(k) = report.kept {
                 reporter.line(&format!("{:>12} {k}", "Kept"));
+            }
+            Ok(())
+        }
+        Command::Chaincode {
+            command:
+                ChaincodeCommand::Ls {
+                    peer_ids,
+                    network_ids,
+                    json,
+                },
+        } => {
+            use imgforge::chaincode::names::{Hints, DEFAULT_NETWORK_ID};
+            let networks = if network_ids.is_empty() {
+                vec![DEFAULT_NETWORK_ID.to_string()]
+            } else {
+                network_ids.clone()
+            };
+            let hints = Hints::none().peers(&networks, peer_ids);
+            let docker = engine
+                .get()
+                .await
+                .map_err(|e| Error::engine("chaincode ls", e))?;
+            let inv = imgforge::chaincode::inventory(docker, &hints)
+                .await
+                .map_err(|e| Error::engine("chaincode ls", e))?;
+            let short = |id: &str| {
+                id.trim_start_matches("sha256:")
+                    .chars()
+                    .take(12)
+                    .collect::<String>()
+            };
+            for i in &inv.images {
+                if *json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"kind": "image", "reference": i.reference, "id": i.id, "prefix": i.verified.prefix})
+                    );
+                } else {
+                    println!(
+                        "image      {}  {}  ({})",
+                        short(&i.id),
+                        i.reference,
+                        i.verified.prefix
+                    );
+                }
+            }
+            for c in &inv.containers {
+                if *json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"kind": "container", "name": c.verified.name, "id": c.id, "state": c.state})
+                    );
+                } else {
+                    println!(
+                        "container  {}  {}  {}",
+                        short(&c.id),
+                        c.verified.name,
+                        c.state
+                    );
+                }
+            }
+            for (name, why) in &inv.unverified {
+                if *json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"kind": "unverified", "name": name, "reason": why})
+                    );
+                } else {
+                    println!("not chaincode (left alone)  {name}: {why}");
+                }
             }
             Ok(())
         }

@@ -1492,3 +1492,108 @@ async fn an_image_defined_only_by_a_spec_directory_is_listed_planned_and_built()
     assert!(engine_lookup(&engine, &image).await.is_none());
     assert!(imgforge_tests::containers_mounting(&t.root).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaincode_ls_lists_only_names_that_verify_as_the_peers() {
+    let Some((_engine, _serial)) = imgforge_tests::docker_test("chaincode ls").await else {
+        return;
+    };
+    use sha2_free::sha256_hex;
+    // names of this run only (a peer id with our pid): other runs' never show up in our checks
+    let peer = format!("peer{}.imgforge.test", std::process::id());
+    let prefix = format!("dev-{peer}-mycc-1.0");
+    let image = format!("{prefix}-{}", sha256_hex(&prefix));
+    let fake = format!("dev-{peer}-fake-1.0-{}", "0".repeat(64));
+    let base = format!(
+        "{}/fabric-baseos:{}",
+        imgforge_tests::TEST_NS,
+        imgforge_tests::base_tag()
+    );
+    let docker = |args: &[&str]| {
+        let o = std::process::Command::new("docker")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    docker(&["tag", &base, &format!("{image}:latest")]);
+    docker(&["tag", &base, &format!("{fake}:latest")]);
+    let lookalike = format!("dev-{peer}-lookalike");
+    docker(&[
+        "create",
+        "--pull",
+        "never",
+        "--name",
+        &prefix,
+        &format!("{image}:latest"),
+        "true",
+    ]);
+    docker(&[
+        "create", "--pull", "never", "--name", &lookalike, &base, "true",
+    ]);
+    let o = imgforge(&["chaincode", "ls", "--json"], &[]);
+    let _ = std::process::Command::new("docker")
+        .args(["rm", "-f", &prefix, &lookalike])
+        .output();
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", &format!("{image}:latest"), &format!("{fake}:latest")])
+        .output();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let ours: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| {
+            v["reference"]
+                .as_str()
+                .or(v["name"].as_str())
+                .is_some_and(|n| n.contains(&peer))
+        })
+        .collect();
+    let kinds: Vec<(String, String)> = ours
+        .iter()
+        .map(|v| {
+            (
+                v["kind"].as_str().unwrap().to_string(),
+                v["reference"]
+                    .as_str()
+                    .or(v["name"].as_str())
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("image".to_string(), format!("{image}:latest")),
+            ("container".to_string(), prefix.clone()),
+            ("unverified".to_string(), format!("{fake}:latest")),
+            ("unverified".to_string(), lookalike.clone()),
+        ],
+        "{out}"
+    );
+    assert!(
+        ours[2]["reason"].as_str().unwrap().contains("sha256"),
+        "{out}"
+    );
+}
+
+/// sha256 in hex with the `sha256sum` program (the CLI tests have no hashing crate).
+mod sha2_free {
+    pub fn sha256_hex(s: &str) -> String {
+        use std::io::Write;
+        let mut c = std::process::Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        let out = c.wait_with_output().unwrap();
+        String::from_utf8(out.stdout).unwrap()[..64].to_string()
+    }
+}

@@ -992,6 +992,47 @@ impl Engine for DockerEngine {
         self.force_remove(id).await;
         Ok(())
     }
+
+    async fn list_images(&self) -> Result<Vec<ImageInfo>, EngineError> {
+        let opts = ListImagesOptionsBuilder::default().all(true).build();
+        let list = self
+            .docker
+            .list_images(Some(opts))
+            .await
+            .map_err(|e| api("list images", e))?;
+        Ok(list
+            .into_iter()
+            .map(|s| ImageInfo {
+                id: s.id,
+                repo_tags: s.repo_tags,
+                labels: s.labels.into_iter().collect(),
+                ..Default::default()
+            })
+            .collect())
+    }
+
+    async fn list_containers(&self) -> Result<Vec<ContainerInfo>, EngineError> {
+        let opts = ListContainersOptionsBuilder::default().all(true).build();
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(|e| api("list containers", e))?;
+        Ok(list
+            .into_iter()
+            .map(|c| ContainerInfo {
+                id: c.id.unwrap_or_default(),
+                name: c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .unwrap_or_default()
+                    .trim_start_matches('/')
+                    .to_string(),
+                image: c.image.unwrap_or_default(),
+                state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+            })
+            .collect())
+    }
 }
 
 #[cfg(test)]
@@ -1178,5 +1219,11 @@ impl Engine for LazyDockerEngine {
     }
     async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
         self.get().await?.remove_container(id).await
+    }
+    async fn list_images(&self) -> Result<Vec<ImageInfo>, EngineError> {
+        self.get().await?.list_images().await
+    }
+    async fn list_containers(&self) -> Result<Vec<ContainerInfo>, EngineError> {
+        self.get().await?.list_containers().await
     }
 }

@@ -316,4 +316,20 @@ impl Engine for FakeEngine {
     async fn remove_container(&self, _id: &str) -> Result<(), EngineError> {
         Ok(())
     }
+
+    async fn list_images(&self) -> Result<Vec<ImageInfo>, EngineError> {
+        let mut by_id: HashMap<String, ImageInfo> = HashMap::new();
+        for (r, i) in self.images.lock().unwrap().iter() {
+            let e = by_id.entry(i.id.clone()).or_insert_with(|| ImageInfo {
+                repo_tags: Vec::new(),
+                ..i.clone()
+            });
+            e.repo_tags.push(r.clone());
+        }
+        Ok(by_id.into_values().collect())
+    }
+
+    async fn list_containers(&self) -> Result<Vec<ContainerInfo>, EngineError> {
+        Ok(Vec::new())
+    }
 }

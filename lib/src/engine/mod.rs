@@ -309,6 +309,27 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Force-remove a container (with its anonymous volumes); a missing one is not an error.
     fn remove_container(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
+
+    /// Every image of the engine (`docker images -a`): ID and tags.
+    fn list_images(&self) -> impl Future<Output = Result<Vec<ImageInfo>, EngineError>> + Send;
+
+    /// Every container of the engine, running or not (`docker ps -a`).
+    fn list_containers(
+        &self,
+    ) -> impl Future<Output = Result<Vec<ContainerInfo>, EngineError>> + Send;
+}
+
+/// A container as the engine lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerInfo {
+    /// Container ID.
+    pub id: String,
+    /// Name, without Docker's leading `/`.
+    pub name: String,
+    /// The image as given when it was created (a reference, or an ID).
+    pub image: String,
+    /// `running`, `exited`, `created`, …
+    pub state: String,
 }
 
 /// Quote a command for display the way a POSIX shell would need it (`shlex`): an argument
