@@ -652,3 +652,119 @@ async fn two_clean_copies_give_identical_dockerfiles_archives_and_payloads() {
     }
     assert!(a.contains_key("peer/payload/peer") && a.contains_key("ccenv/payload/goshim.tar.bz2"));
 }
+
+/// `docker image inspect IMAGE --format FORMAT`.
+fn inspect(image: &str, format: &str) -> String {
+    sh(std::process::Command::new("docker").args(["image", "inspect", image, "--format", format]))
+        .trim()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assembled_images_have_the_same_id_from_two_clean_copies_and_run_as_before() {
+    let Some((engine, _serial)) = docker_test("image assembly e2e").await else {
+        return;
+    };
+    let tools = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let build = |tree: &FixtureTree, docker_build: bool| {
+        // one EXTRA_VERSION for all trees: the commit differs when a file does
+        let vars = tree.vars(&[("EXTRA_VERSION", "assembly")]);
+        let opts = BuildOptions {
+            chaintool: Some(fake_chaintool(tools.path())),
+            docker_build,
+            ..Default::default()
+        };
+        let (engine, cancel) = (&engine, &cancel);
+        async move {
+            let rec = Recorder::default();
+            let cx = Cx {
+                vars: &vars,
+                options: &opts,
+                engine,
+                reporter: &rec,
+                cancel,
+            };
+            let mut ids = std::collections::BTreeMap::new();
+            for name in ["peer", "orderer", "ccenv"] {
+                let built = pipeline::build(&cx, &spec::image_spec(name).unwrap())
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                ids.insert(name, built.id);
+            }
+            (ids, rec.events())
+        }
+    };
+    // two clean copies of one commit, in two directories
+    let (t1, t2) = (FixtureTree::new(|_| {}), FixtureTree::new(|_| {}));
+    assert_ne!(t1.root, t2.root);
+    let (first, events) = build(&t1, false).await;
+    let (second, _) = build(&t2, false).await;
+    assert_eq!(first, second, "two clean copies gave different image IDs");
+    assert!(
+        !events.iter().any(
+            |e| matches!(e, Event::Notice { message, .. } if message.contains("docker build"))
+        ),
+        "an image fell back to docker build: {events:?}"
+    );
+    // the image ID is the digest of a config that holds the commit's time, not the build's
+    let peer = format!("{TEST_NS}/fabric-peer:latest");
+    assert_eq!(inspect(&peer, "{{.Id}}"), first["peer"]);
+    assert_eq!(inspect(&peer, "{{.Created}}"), "2021-04-23T00:00:00Z");
+    // what the image does is what the Dockerfile says
+    let version = docker_run(&peer, &["peer", "version"]);
+    assert!(version.contains("Version: 1.4.12"), "{version}");
+    assert_eq!(
+        inspect(&peer, "{{json .Config.Cmd}}"),
+        r#"["peer","node","start"]"#
+    );
+    assert!(
+        inspect(&peer, "{{json .Config.Env}}").contains("FABRIC_CFG_PATH=/etc/hyperledger/fabric")
+    );
+    assert_eq!(
+        inspect(&peer, "{{index .Config.Labels \"org.hyperledger.fabric.version\"}} {{index .Config.Labels \"org.hyperledger.fabric.base.version\"}}"),
+        "1.4.12 0.4.22"
+    );
+    let listing = docker_run(
+        &peer,
+        &["sh", "-c", "ls /etc/hyperledger/fabric; stat -c '%a %U' /usr/local/bin/peer /var/hyperledger/production /tmp"],
+    );
+    for want in ["core.yaml", "msp", "755 root\n755 root\n1777 root"] {
+        assert!(listing.contains(want), "{want:?} not in:\n{listing}");
+    }
+    let orderer = format!("{TEST_NS}/fabric-orderer:latest");
+    assert_eq!(
+        inspect(&orderer, "{{json .Config.ExposedPorts}}"),
+        r#"{"7050/tcp":{}}"#
+    );
+    let ccenv = format!("{TEST_NS}/fabric-ccenv:latest");
+    let shim = docker_run(
+        &ccenv,
+        &["sh", "-c", "ls -d /chaincode/input /chaincode/output $GOPATH/src/github.com/hyperledger/fabric/core/chaincode/shim; chaintool"],
+    );
+    assert!(
+        shim.contains("/chaincode/output") && shim.contains("core/chaincode/shim"),
+        "{shim}"
+    );
+    assert!(
+        shim.contains("chaintool (imgforge test stand-in)"),
+        "{shim}"
+    );
+
+    // one byte of the payload: another image
+    let t3 = FixtureTree::new(|root| {
+        let f = root.join("sampleconfig/core.yaml");
+        let mut text = std::fs::read(&f).unwrap();
+        text.push(b'\n');
+        std::fs::write(f, text).unwrap();
+    });
+    let (third, _) = build(&t3, false).await;
+    assert_ne!(third["peer"], first["peer"]);
+    assert_eq!(third["ccenv"], first["ccenv"], "ccenv has no sampleconfig");
+
+    // docker build (as Fabric's Makefile) still makes a peer that runs
+    let (classic, _) = build(&t1, true).await;
+    assert_ne!(classic["peer"], first["peer"]);
+    let version = docker_run(&peer, &["peer", "version"]);
+    assert!(version.contains("Version: 1.4.12"), "{version}");
+}

@@ -213,6 +213,10 @@ pub struct BuildFlags {
     /// Fail at once when another imgforge run is building in the same BUILD_DIR (default: wait).
     #[arg(long)]
     pub no_wait: bool,
+    /// Build images with `docker build` (the engine's classic builder), as Fabric's Makefile
+    /// does, instead of assembling them (reproducible image IDs, no container per instruction).
+    #[arg(long)]
+    pub docker_build: bool,
     /// Make variables as NAME=VALUE, as on a make command line.
     #[arg(value_name = "NAME=VALUE")]
     pub assignments: Vec<String>,

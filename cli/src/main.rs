@@ -69,6 +69,7 @@ fn options(b: &BuildFlags) -> Result<BuildOptions, Error> {
         builtin_template: b.builtin_template,
         source_date_epoch: source_date_epoch()?,
         no_wait: b.no_wait,
+        docker_build: b.docker_build,
     })
 }
 

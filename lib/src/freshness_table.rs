@@ -605,6 +605,10 @@ async fn each_declared_input_of_each_step_makes_it_and_its_dependents_stale() {
                             }
                             StaleReason::InputChanged { name: name.clone() }
                         }
+                        "step:builder" => {
+                            o2.docker_build = true;
+                            StaleReason::InputChanged { name: name.clone() }
+                        }
                         "step:references" => {
                             spec2.tags.push("extra".into());
                             StaleReason::InputChanged { name: name.clone() }

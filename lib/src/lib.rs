@@ -22,9 +22,11 @@
 #![allow(clippy::result_large_err)]
 
 pub mod archive;
+pub mod assemble;
 pub mod build_dir;
 pub mod chaincode;
 pub mod config;
+pub mod dockerfile;
 pub mod dockerignore;
 pub mod engine;
 pub mod error;

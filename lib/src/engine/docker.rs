@@ -250,6 +250,12 @@ where
 }
 
 /// The create request of a container for `spec` with `labels` (`attach`: its output is read).
+/// Unix seconds as RFC 3339 (UTC, whole seconds), as image configs write times.
+pub fn rfc3339(secs: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
 fn container_body(
     spec: &RunSpec,
     labels: HashMap<String, String>,
@@ -1011,6 +1017,203 @@ impl Engine for DockerEngine {
             .collect())
     }
 
+    async fn image_config(&self, reference: &str) -> Result<Option<BaseImageConfig>, EngineError> {
+        let info = match self.docker.inspect_image(reference).await {
+            Ok(i) => i,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(api(format!("inspect image {reference}"), e)),
+        };
+        let history = self
+            .docker
+            .image_history(reference)
+            .await
+            .map_err(|e| api(format!("history of image {reference}"), e))?;
+        let c = info.config.unwrap_or_default();
+        let diff_ids = info.root_fs.and_then(|r| r.layers).unwrap_or_default();
+        let mut history: Vec<HistoryEntry> = history
+            .into_iter()
+            .rev()
+            .map(|h| HistoryEntry {
+                created: rfc3339(h.created),
+                created_by: h.created_by,
+                comment: h.comment,
+                empty_layer: h.size == 0,
+            })
+            .collect();
+        // the engine's history says "size 0" where the image config says "empty_layer"; an
+        // empty layer of its own would make the two disagree: keep no history then
+        if history.iter().filter(|h| !h.empty_layer).count() != diff_ids.len() {
+            history.clear();
+        }
+        Ok(Some(BaseImageConfig {
+            id: info.id.unwrap_or_default(),
+            architecture: info.architecture.unwrap_or_default(),
+            os: info.os.unwrap_or_default(),
+            variant: info.variant,
+            diff_ids,
+            env: c.env.unwrap_or_default(),
+            cmd: c.cmd,
+            entrypoint: c.entrypoint,
+            working_dir: c.working_dir.unwrap_or_default(),
+            user: c.user.unwrap_or_default(),
+            labels: c.labels.unwrap_or_default().into_iter().collect(),
+            exposed_ports: c.exposed_ports.unwrap_or_default(),
+            volumes: c.volumes.unwrap_or_default(),
+            stop_signal: c.stop_signal.filter(|s| !s.is_empty()),
+            history,
+        }))
+    }
+
+    async fn stat_paths(
+        &self,
+        step: &str,
+        reference: &str,
+        paths: &[String],
+    ) -> Result<BTreeMap<String, Option<PathStat>>, EngineError> {
+        let spec = RunSpec {
+            step: step.to_string(),
+            image: reference.to_string(),
+            cmd: vec!["true".into()],
+            env: Vec::new(),
+            binds: Vec::new(),
+            workdir: None,
+            user: None,
+            capture_stdout: false,
+            network_host: false,
+        };
+        let body = container_body(&spec, self.labels(step), false);
+        let created = self
+            .docker
+            .create_container(Some(CreateContainerOptionsBuilder::default().build()), body)
+            .await
+            .map_err(|e| api(format!("create container from {reference}"), e))?;
+        let mut guard = RemoveOnDrop {
+            docker: self.docker.clone(),
+            id: Some(created.id.clone()),
+        };
+        let mut out = BTreeMap::new();
+        let mut failure = None;
+        for p in paths {
+            // the first header of `GET /containers/{id}/archive?path=P` is P itself
+            let opts = bollard::query_parameters::DownloadFromContainerOptions { path: p.clone() };
+            let mut stream = self.docker.download_from_container(&created.id, Some(opts));
+            let mut head: Vec<u8> = Vec::new();
+            let mut missing = false;
+            while head.len() < 512 {
+                match stream.next().await {
+                    Some(Ok(b)) => head.extend_from_slice(&b),
+                    Some(Err(e)) if is_not_found(&e) => {
+                        missing = true;
+                        break;
+                    }
+                    Some(Err(e)) => {
+                        failure = Some(api(format!("stat {p} in {reference}"), e));
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            drop(stream);
+            if failure.is_some() {
+                break;
+            }
+            if missing || head.len() < 512 {
+                out.insert(p.clone(), None);
+                continue;
+            }
+            let h = tar::Header::from_byte_slice(&head[..512]);
+            let kind = h.entry_type();
+            out.insert(
+                p.clone(),
+                Some(PathStat {
+                    dir: kind.is_dir(),
+                    symlink: kind.is_symlink(),
+                    mode: h.mode().unwrap_or(0o755) & 0o7777,
+                    uid: h.uid().unwrap_or(0),
+                    gid: h.gid().unwrap_or(0),
+                }),
+            );
+        }
+        self.force_remove(&created.id).await;
+        guard.id = None;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    async fn load(
+        &self,
+        step: &str,
+        producer: LayerProducer,
+        reporter: &dyn Reporter,
+    ) -> Result<String, EngineError> {
+        let (body, producer, _sent) = stream_from_writer(producer);
+        let opts = bollard::query_parameters::ImportImageOptions {
+            quiet: true,
+            platform: None,
+        };
+        let mut stream = self.docker.import_image_stream(opts, body, None);
+        let mut loaded = None;
+        let mut failure = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                        failure = Some(e);
+                        break;
+                    }
+                    if let Some(s) = info.stream {
+                        let s = s.trim().to_string();
+                        // "Loaded image ID: sha256:…" (no RepoTags) or "Loaded image: name:tag"
+                        if let Some(id) = s.strip_prefix("Loaded image ID: ") {
+                            loaded = Some(id.to_string());
+                        }
+                        reporter.event(&Event::Log {
+                            step: step.to_string(),
+                            line: s,
+                        });
+                    }
+                }
+                Err(bollard::errors::Error::DockerStreamError { error }) => {
+                    failure = Some(error);
+                    break;
+                }
+                Err(e) => {
+                    failure = Some(api("load", e).to_string());
+                    break;
+                }
+            }
+        }
+        drop(stream);
+        let produced = producer.await;
+        if let Some(message) = failure {
+            return Err(EngineError::Api {
+                op: "load the assembled image (POST /images/load)".into(),
+                message,
+            });
+        }
+        match produced {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(EngineError::Stream {
+                    what: format!("image archive of {step}"),
+                    source: e,
+                })
+            }
+            Err(e) => {
+                return Err(EngineError::Stream {
+                    what: format!("image archive of {step}"),
+                    source: io::Error::other(e.to_string()),
+                })
+            }
+        }
+        loaded.ok_or_else(|| EngineError::Api {
+            op: "load the assembled image (POST /images/load)".into(),
+            message: "the engine did not say which image it loaded".into(),
+        })
+    }
+
     async fn list_containers(&self) -> Result<Vec<ContainerInfo>, EngineError> {
         let opts = ListContainersOptionsBuilder::default().all(true).build();
         let list = self
@@ -1225,5 +1428,24 @@ impl Engine for LazyDockerEngine {
     }
     async fn list_containers(&self) -> Result<Vec<ContainerInfo>, EngineError> {
         self.get().await?.list_containers().await
+    }
+    async fn image_config(&self, reference: &str) -> Result<Option<BaseImageConfig>, EngineError> {
+        self.get().await?.image_config(reference).await
+    }
+    async fn stat_paths(
+        &self,
+        step: &str,
+        reference: &str,
+        paths: &[String],
+    ) -> Result<BTreeMap<String, Option<PathStat>>, EngineError> {
+        self.get().await?.stat_paths(step, reference, paths).await
+    }
+    async fn load(
+        &self,
+        step: &str,
+        producer: LayerProducer,
+        reporter: &dyn Reporter,
+    ) -> Result<String, EngineError> {
+        self.get().await?.load(step, producer, reporter).await
     }
 }

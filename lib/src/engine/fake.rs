@@ -332,4 +332,104 @@ impl Engine for FakeEngine {
     async fn list_containers(&self) -> Result<Vec<ContainerInfo>, EngineError> {
         Ok(Vec::new())
     }
+
+    async fn image_config(&self, reference: &str) -> Result<Option<BaseImageConfig>, EngineError> {
+        let Some(info) = self.inspect_image(reference).await? else {
+            return Ok(None);
+        };
+        Ok(Some(BaseImageConfig {
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            diff_ids: vec![format!(
+                "sha256:{}",
+                crate::fingerprint::files::sha256_hex(info.id.as_bytes())
+            )],
+            env: vec![
+                "PATH=/usr/local/bin:/usr/bin:/bin".into(),
+                "GOPATH=/opt/gopath".into(),
+            ],
+            cmd: Some(vec!["/bin/bash".into()]),
+            id: info.id,
+            ..Default::default()
+        }))
+    }
+
+    /// The base images of the fake have `/usr/local/bin`, `/etc`, `/var`, `/opt/gopath/src`
+    /// and `/tmp` (1777) as directories, and nothing else.
+    async fn stat_paths(
+        &self,
+        _step: &str,
+        _reference: &str,
+        paths: &[String],
+    ) -> Result<BTreeMap<String, Option<PathStat>>, EngineError> {
+        let dirs = [
+            "/usr",
+            "/usr/local",
+            "/usr/local/bin",
+            "/etc",
+            "/var",
+            "/opt",
+            "/opt/gopath",
+            "/opt/gopath/src",
+            "/tmp",
+        ];
+        Ok(paths
+            .iter()
+            .map(|p| {
+                let stat = dirs.contains(&p.as_str()).then_some(PathStat {
+                    dir: true,
+                    symlink: false,
+                    mode: if p == "/tmp" { 0o1777 } else { 0o755 },
+                    uid: 0,
+                    gid: 0,
+                });
+                (p.clone(), stat)
+            })
+            .collect())
+    }
+
+    /// Reads the archive as the engine would: the manifest, the config (the image ID is its
+    /// sha256), the labels; records `load` with the config less the fingerprint label.
+    async fn load(
+        &self,
+        step: &str,
+        producer: LayerProducer,
+        _reporter: &dyn Reporter,
+    ) -> Result<String, EngineError> {
+        let mut bytes = Vec::new();
+        producer(&mut bytes).map_err(|e| EngineError::Stream {
+            what: "image archive".into(),
+            source: e,
+        })?;
+        let mut files: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut a = tar::Archive::new(&bytes[..]);
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().display().to_string();
+            let mut body = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut body).unwrap();
+            files.insert(name, body);
+        }
+        let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+        let config_name = manifest[0]["Config"].as_str().unwrap().to_string();
+        let config = &files[&config_name];
+        let id = format!("sha256:{}", crate::fingerprint::files::sha256_hex(config));
+        let mut cfg: serde_json::Value = serde_json::from_slice(config).unwrap();
+        let labels: BTreeMap<String, String> =
+            serde_json::from_value(cfg["config"]["Labels"].clone()).unwrap_or_default();
+        if let Some(l) = cfg["config"]["Labels"].as_object_mut() {
+            l.remove(LABEL_FINGERPRINT);
+        }
+        self.record(step, format!("load {cfg}"));
+        self.images.lock().unwrap().insert(
+            id.clone(),
+            ImageInfo {
+                id: id.clone(),
+                labels,
+                layers: manifest[0]["Layers"].as_array().map_or(0, |l| l.len()),
+                ..Default::default()
+            },
+        );
+        Ok(id)
+    }
 }

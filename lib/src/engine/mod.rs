@@ -317,6 +317,98 @@ pub trait Engine: Send + Sync + 'static {
     fn list_containers(
         &self,
     ) -> impl Future<Output = Result<Vec<ContainerInfo>, EngineError>> + Send;
+
+    /// What an image assembled on top of `reference` needs of it: its ID, platform, layer
+    /// diff IDs, run configuration and history. `None` when the image is not in the engine.
+    fn image_config(
+        &self,
+        reference: &str,
+    ) -> impl Future<Output = Result<Option<BaseImageConfig>, EngineError>> + Send;
+
+    /// Type, mode and owner of each of `paths` (absolute) in the filesystem of image
+    /// `reference` (`None`: it does not exist), as `docker cp` sees it from a container that is
+    /// created for the question and never started; that container is removed before returning.
+    fn stat_paths(
+        &self,
+        step: &str,
+        reference: &str,
+        paths: &[String],
+    ) -> impl Future<Output = Result<BTreeMap<String, Option<PathStat>>, EngineError>> + Send;
+
+    /// Load an image archive in `docker save` format written by `producer` (`POST
+    /// /images/load`, as `docker load`); returns the loaded image's ID. Layers the engine has
+    /// already (by chain ID) may be left out of the archive.
+    fn load(
+        &self,
+        step: &str,
+        producer: LayerProducer,
+        reporter: &dyn Reporter,
+    ) -> impl Future<Output = Result<String, EngineError>> + Send;
+}
+
+/// An image's configuration as the assembler builds on it ([`crate::assemble`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BaseImageConfig {
+    /// Image ID, `sha256:…`.
+    pub id: String,
+    /// `amd64`, `arm64`, …
+    pub architecture: String,
+    /// `linux`.
+    pub os: String,
+    /// CPU variant (`v8`), if any.
+    pub variant: Option<String>,
+    /// The layers' diff IDs (`sha256:` of each uncompressed layer), lowest first.
+    pub diff_ids: Vec<String>,
+    /// `Env`, `NAME=value`.
+    pub env: Vec<String>,
+    /// `Cmd`.
+    pub cmd: Option<Vec<String>>,
+    /// `Entrypoint`.
+    pub entrypoint: Option<Vec<String>>,
+    /// `WorkingDir`.
+    pub working_dir: String,
+    /// `User`.
+    pub user: String,
+    /// `Labels`.
+    pub labels: BTreeMap<String, String>,
+    /// `ExposedPorts` keys (`7050/tcp`).
+    pub exposed_ports: Vec<String>,
+    /// `Volumes` keys.
+    pub volumes: Vec<String>,
+    /// `StopSignal`.
+    pub stop_signal: Option<String>,
+    /// History, oldest first.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// One entry of an image's history.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HistoryEntry {
+    /// RFC 3339 time.
+    pub created: String,
+    /// The instruction or command that made it.
+    pub created_by: String,
+    /// A comment (`Imported from -`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub comment: String,
+    /// No layer of its own (metadata only).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub empty_layer: bool,
+}
+
+/// The type, mode and owner of a path in an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathStat {
+    /// A directory (else a file, link or other).
+    pub dir: bool,
+    /// A symbolic link.
+    pub symlink: bool,
+    /// Permission bits (with setuid, setgid, sticky).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u64,
+    /// Group.
+    pub gid: u64,
 }
 
 /// A container as the engine lists it.

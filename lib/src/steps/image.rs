@@ -92,6 +92,15 @@ impl<E: Engine> Op<E> for Image {
         inputs.push(Input::BaseImage(self.spec.base.clone()));
         let (repository, tags) = references(cx, &self.spec)?;
         inputs.push(Input::Var("DOCKER_NS".into()));
+        // assembled by imgforge or built by docker build: not the same image
+        inputs.push(Input::Value {
+            name: "step:builder".into(),
+            value: if cx.options.docker_build {
+                "docker build".into()
+            } else {
+                "imgforge".into()
+            },
+        });
         inputs.push(Input::Value {
             name: "step:references".into(),
             value: format!("{repository} {}", tags.join(" ")),
@@ -222,6 +231,47 @@ pub async fn image<E: Engine>(
         crate::spec::ContextKind::Payload => None,
         crate::spec::ContextKind::Tree => Some(tree_context(cx, spec)?),
     };
+    let labels = BTreeMap::from([
+        (LABEL_MANAGED.to_string(), "true".to_string()),
+        (LABEL_STEP.to_string(), step.clone()),
+        (LABEL_FINGERPRINT.to_string(), fingerprint.to_string()),
+    ]);
+    // imgforge assembles the image itself when it can (reproducible ID, no container per
+    // instruction); else docker build, with the reason
+    let dockerfile = context_dir.join("Dockerfile");
+    let text = std::fs::read_to_string(&dockerfile)
+        .map_err(|e| Error::io(&step, "read", &dockerfile, e))?;
+    let fallback = match (
+        crate::assemble::Recipe::read(&text),
+        &tree,
+        cx.options.docker_build,
+    ) {
+        (_, _, true) => None,
+        (Err(reason), _, _) => Some(reason),
+        (Ok(_), Some(_), _) => Some("the build context is the source tree".to_string()),
+        (Ok(recipe), None, _) => {
+            let t = cx.start(
+                &step,
+                format!("assemble {first} from {}", context_dir.display()),
+            );
+            match assemble_image(cx, &step, &recipe, &context_dir, &labels).await? {
+                Ok(id) => {
+                    let refs = apply_tags(cx, spec, &id).await?;
+                    t.finish(format!("{id} tagged {}", refs.join(", ")));
+                    return Ok((id, refs));
+                }
+                Err(reason) => Some(reason),
+            }
+        }
+    };
+    if let Some(reason) = fallback {
+        cx.reporter.event(&Event::Notice {
+            step: step.clone(),
+            message: format!(
+                "built with docker build, not assembled by imgforge ({reason}): its image ID changes with every build"
+            ),
+        });
+    }
     let t = cx.start(
         &step,
         match &tree {
@@ -238,11 +288,7 @@ pub async fn image<E: Engine>(
         step: step.clone(),
         context_dir,
         reference: first.clone(),
-        labels: BTreeMap::from([
-            (LABEL_MANAGED.to_string(), "true".to_string()),
-            (LABEL_STEP.to_string(), step.clone()),
-            (LABEL_FINGERPRINT.to_string(), fingerprint.to_string()),
-        ]),
+        labels,
         build_args: cx
             .proxy_env()
             .into_iter()
@@ -264,4 +310,93 @@ pub async fn image<E: Engine>(
     let refs = apply_tags(cx, spec, &id).await?;
     t.finish(format!("{id} tagged {}", refs.join(", ")));
     Ok((id, refs))
+}
+
+/// Assemble the image of `recipe` ([`crate::assemble`]) and load it: `Ok(Err(reason))` when
+/// a detail of it is left to `docker build`.
+async fn assemble_image<E: Engine>(
+    cx: &Cx<'_, E>,
+    step: &str,
+    recipe: &crate::assemble::Recipe,
+    context_dir: &std::path::Path,
+    labels: &BTreeMap<String, String>,
+) -> Result<Result<String, String>, Error> {
+    use crate::assemble::{assemble, AssembleError, Inputs};
+    let engine_err = |e| Error::engine(step, e);
+    let Some(base) = cx
+        .engine
+        .image_config(&recipe.from)
+        .await
+        .map_err(engine_err)?
+    else {
+        return Ok(Err(format!(
+            "its FROM image {} is not in the engine",
+            recipe.from
+        )));
+    };
+    let paths = match recipe.paths_to_stat(&base.env) {
+        Ok(p) => p,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    let stats = cx
+        .engine
+        .stat_paths(step, &recipe.from, &paths)
+        .await
+        .map_err(engine_err)?;
+    let work_root = cx.build_dir().join(".imgforge");
+    std::fs::create_dir_all(&work_root).map_err(|e| Error::io(step, "create", &work_root, e))?;
+    let work = tempfile::tempdir_in(&work_root)
+        .map_err(|e| Error::io(step, "create a directory in", &work_root, e))?;
+    let (recipe, context, labels, mtime, dir) = (
+        recipe.clone(),
+        context_dir.to_path_buf(),
+        labels.clone(),
+        cx.mtime(),
+        work.path().to_path_buf(),
+    );
+    let s = step.to_string();
+    let assembled = crate::task::blocking(step, cx.cancel, move |_| {
+        Ok(assemble(&Inputs {
+            recipe: &recipe,
+            base: &base,
+            stats: &stats,
+            context: &context,
+            labels: &labels,
+            mtime,
+            work_dir: &dir,
+        })
+        .map_err(|e| match e {
+            AssembleError::Unsupported(r) => Ok(r),
+            AssembleError::Io { path, source } => {
+                Err(Error::io(&s, "assemble the image from", path, source))
+            }
+        }))
+    })
+    .await?;
+    let assembled = match assembled {
+        Ok(a) => a,
+        Err(Ok(reason)) => return Ok(Err(reason)),
+        Err(Err(e)) => return Err(e),
+    };
+    let expected = assembled.image_id();
+    let id = cx
+        .engine
+        .load(
+            step,
+            Box::new(move |w| assembled.write_archive(w)),
+            cx.reporter,
+        )
+        .await
+        .map_err(engine_err)?;
+    drop(work);
+    if id != expected {
+        return Err(Error::engine(
+            step,
+            crate::engine::EngineError::Api {
+                op: "load the assembled image".into(),
+                message: format!("the engine loaded {id}, expected {expected} (the sha256 of the config imgforge wrote)"),
+            },
+        ));
+    }
+    Ok(Ok(id))
 }

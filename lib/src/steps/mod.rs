@@ -71,6 +71,9 @@ pub struct BuildOptions {
     /// When another run holds the build directory, fail at once ([`Error::Busy`]) instead of
     /// waiting for it.
     pub no_wait: bool,
+    /// Build every image with `docker build` (the engine's classic builder) instead of
+    /// assembling it ([`crate::assemble`]), as Fabric's Makefile does.
+    pub docker_build: bool,
 }
 
 /// What every step gets: the variables, the engine, where to report, and the cancel token.
