@@ -8,6 +8,8 @@
 # --debootstrap bookworm`), hyperfine and GNU time (`apt-get install hyperfine time`).
 #   P1  goshim.tar.bz2: the Makefile's `tar -jhc` vs imgforge's writer, same file list
 #   P2  no-op `imgforge peer` (everything fresh)
+#   P3  the image step alone, per image: assembled by imgforge vs --docker-build (cold: the
+#       image and the step's fingerprint removed before each run, so only the image step runs)
 #   P4  peak RSS while streaming a 1 GiB build context to the engine
 #   P5  one changed file under peer/: what `imgforge plan` says and which steps run
 set -euo pipefail
@@ -46,6 +48,18 @@ hyperfine -N --warmup 2 --runs 20 --export-markdown "$OUT/p2.md" -n 'imgforge pe
 before=$(docker ps -aq | wc -l)
 "$IMG" peer --source "$TREE" --json | grep -c '"event":"step_started"' || true
 echo "containers before/after a no-op: $before/$(docker ps -aq | wc -l)"
+
+echo "== P3: the image step alone (assembled vs docker build), per image"
+NS=imgforge-bench
+for name in peer orderer ccenv; do
+  extra=(); [ "$name" = ccenv ] && extra=(--chaintool "$OUT/chaintool")
+  "$IMG" "$name" --source "$TREE" "${extra[@]}" DOCKER_NS=$NS -q
+  prep="sh -c 'rm -f $BUILD/.imgforge/fp/image__$name.json; docker images -q $NS/fabric-$name | sort -u | xargs -r docker rmi -f >/dev/null'"
+  hyperfine -N --runs 5 --export-markdown "$OUT/p3-$name.md" --prepare "$prep" \
+    -n "$name: assembled" "$IMG $name --source $TREE ${extra[*]} DOCKER_NS=$NS -q" \
+    -n "$name: docker build" "$IMG $name --source $TREE ${extra[*]} --docker-build DOCKER_NS=$NS -q"
+done
+docker images -q "$NS/*" | sort -u | xargs -r docker rmi -f >/dev/null
 
 echo "== P5: one file under peer/ changed"
 f=$(ls "$TREE"/peer/*.go | grep -v _test | head -1)

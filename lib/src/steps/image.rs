@@ -355,7 +355,8 @@ async fn assemble_image<E: Engine>(
         work.path().to_path_buf(),
     );
     let s = step.to_string();
-    let assembled = crate::task::blocking(step, cx.cancel, move |_| {
+    // it writes into the build dir: the lock is never released under it (blocking_write)
+    let assembled = crate::task::blocking_write(step, cx.cancel, move |_| {
         Ok(assemble(&Inputs {
             recipe: &recipe,
             base: &base,
@@ -378,16 +379,20 @@ async fn assemble_image<E: Engine>(
         Err(Ok(reason)) => return Ok(Err(reason)),
         Err(Err(e)) => return Err(e),
     };
+    if cx.cancel.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
     let expected = assembled.image_id();
-    let id = cx
-        .engine
-        .load(
-            step,
-            Box::new(move |w| assembled.write_archive(w)),
-            cx.reporter,
-        )
-        .await
-        .map_err(engine_err)?;
+    let load = cx.engine.load(
+        step,
+        Box::new(move |w| assembled.write_archive(w)),
+        cx.reporter,
+    );
+    let id = tokio::select! {
+        r = load => r.map_err(engine_err)?,
+        // dropping the request stops the upload; an image the engine still loads has no tag
+        _ = cx.cancel.cancelled() => return Err(Error::Cancelled),
+    };
     drop(work);
     if id != expected {
         return Err(Error::engine(
