@@ -372,4 +372,23 @@ pub enum ChaincodeCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Remove the chaincode containers (stopped first) and images whose names verify as a
+    /// peer's; nothing else, whatever its name looks like. With --peer-id, only that peer's.
+    Clean {
+        /// Only what this peer made (`CORE_PEER_ID`, repeatable).
+        #[arg(long = "peer-id", value_name = "ID")]
+        peer_ids: Vec<String>,
+        /// The peers' `CORE_PEER_NETWORKID` (repeatable; default `dev`).
+        #[arg(long = "network-id", value_name = "ID")]
+        network_ids: Vec<String>,
+        /// Only this chaincode name (needs --peer-id).
+        #[arg(long, value_name = "NAME", requires = "peer_ids")]
+        name: Option<String>,
+        /// Only this chaincode version (needs --peer-id).
+        #[arg(long, value_name = "VERSION", requires = "peer_ids")]
+        version: Option<String>,
+        /// Say what would be removed, remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }

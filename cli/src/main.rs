@@ -418,6 +418,54 @@ async fn run(
             }
             Ok(())
         }
+        Command::Chaincode {
+            command:
+                ChaincodeCommand::Clean {
+                    peer_ids,
+                    network_ids,
+                    name,
+                    version,
+                    dry_run,
+                },
+        } => {
+            use imgforge::chaincode::names::{Hints, DEFAULT_NETWORK_ID};
+            use imgforge::chaincode::{CleanFilter, Removed};
+            let networks = if network_ids.is_empty() {
+                vec![DEFAULT_NETWORK_ID.to_string()]
+            } else {
+                network_ids.clone()
+            };
+            let filter = CleanFilter {
+                hints: Hints::none().peers(&networks, peer_ids),
+                name: name.clone(),
+                version: version.clone(),
+            };
+            let docker = engine
+                .get()
+                .await
+                .map_err(|e| Error::engine("chaincode clean", e))?;
+            let removed = imgforge::chaincode::clean(docker, &filter, *dry_run)
+                .await
+                .map_err(|e| Error::engine("chaincode clean", e))?;
+            let verb = if *dry_run { "Would remove" } else { "Removed" };
+            for r in &removed {
+                match r {
+                    Removed::Container { name, state, .. } => {
+                        reporter.line(&format!("{verb:>12} container {name} ({state})"))
+                    }
+                    Removed::Image { reference, .. } => {
+                        reporter.line(&format!("{verb:>12} image {reference}"))
+                    }
+                }
+            }
+            if removed.is_empty() {
+                reporter.line(&format!(
+                    "{:>12} no chaincode container or image verifies",
+                    "Nothing"
+                ));
+            }
+            Ok(())
+        }
         Command::List { vars, assignments } => {
             let v = vars_for(vars, assignments, true)?;
             for n in catalog.image_names() {

@@ -1597,3 +1597,82 @@ mod sha2_free {
         String::from_utf8(out.stdout).unwrap()[..64].to_string()
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaincode_clean_removes_only_verified_names_of_the_peer_it_is_given() {
+    let Some((engine, _serial)) = imgforge_tests::docker_test("chaincode clean").await else {
+        return;
+    };
+    let peer = format!("peer{}.clean.imgforge.test", std::process::id());
+    let prefix = format!("dev-{peer}-mycc-1.0");
+    let image = format!("{prefix}-{}:latest", sha2_free::sha256_hex(&prefix));
+    let fake = format!("dev-{peer}-fake-1.0-{}:latest", "0".repeat(64));
+    let lookalike = format!("dev-{peer}-lookalike");
+    let base = format!(
+        "{}/fabric-baseos:{}",
+        imgforge_tests::TEST_NS,
+        imgforge_tests::base_tag()
+    );
+    let docker = |args: &[&str]| {
+        std::process::Command::new("docker")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(docker(&["tag", &base, &image]).status.success());
+    assert!(docker(&["tag", &base, &fake]).status.success());
+    // the chaincode container runs, as under a live peer
+    let run = docker(&[
+        "run", "-d", "--pull", "never", "--name", &prefix, &image, "sleep", "300",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        docker(&["create", "--pull", "never", "--name", &lookalike, &base, "true"])
+            .status
+            .success()
+    );
+    let exists = |what: &str, name: &str| docker(&[what, "inspect", name]).status.success();
+
+    let o = imgforge(
+        &["chaincode", "clean", "--peer-id", &peer, "--dry-run"],
+        &[],
+    );
+    let (out, err) = text(&o);
+    let all = format!("{out}{err}");
+    assert!(o.status.success(), "{all}");
+    assert!(
+        all.contains(&format!("Would remove container {prefix} (running)")),
+        "{all}"
+    );
+    assert!(
+        all.contains(&format!("Would remove image {image}")),
+        "{all}"
+    );
+    assert!(
+        exists("container", &prefix) && exists("image", &image),
+        "the dry run removed"
+    );
+
+    let o = imgforge(&["chaincode", "clean", "--peer-id", &peer], &[]);
+    let all = format!("{}{}", text(&o).0, text(&o).1);
+    assert!(o.status.success(), "{all}");
+    assert!(
+        all.contains(&format!("Removed container {prefix}")),
+        "{all}"
+    );
+    let gone = !exists("container", &prefix) && !exists("image", &image);
+    // what only looks like chaincode is still there, and so is the base image the tag pointed at
+    let kept = exists("image", &fake) && exists("container", &lookalike) && exists("image", &base);
+    let _ = docker(&["rm", "-f", &prefix, &lookalike]);
+    let _ = docker(&["rmi", &image, &fake]);
+    assert!(
+        gone,
+        "the verified container or image is still there:\n{all}"
+    );
+    assert!(kept, "a look-alike or the base image was removed:\n{all}");
+    drop(engine);
+}

@@ -102,6 +102,106 @@ pub async fn inventory<E: Engine>(engine: &E, hints: &Hints) -> Result<Inventory
     Ok(inv)
 }
 
+/// Which verified chaincode images and containers [`clean`] removes.
+#[derive(Debug, Clone, Default)]
+pub struct CleanFilter {
+    /// Hints for verification ([`Hints`]); when `peers` lists any, only what those peers made
+    /// is removed.
+    pub hints: Hints,
+    /// Only the chaincode of this name (needs peers: the peer's part of a name tells where
+    /// the chaincode's part starts).
+    pub name: Option<String>,
+    /// Only this version (needs peers, as `name`).
+    pub version: Option<String>,
+}
+
+impl CleanFilter {
+    /// Whether a verified name with these `matches` is to be removed.
+    fn keeps(&self, matches: &[super::names::Match]) -> bool {
+        if self.hints.peers.is_empty() {
+            return self.name.is_none() && self.version.is_none();
+        }
+        matches.iter().any(|m| match m {
+            super::names::Match::Peer { ccid_name, .. } => match (&self.name, &self.version) {
+                (None, None) => true,
+                (Some(n), Some(v)) => *ccid_name == format!("{n}-{v}"),
+                (Some(n), None) => ccid_name.starts_with(&format!("{n}-")),
+                (None, Some(v)) => ccid_name.ends_with(&format!("-{v}")),
+            },
+            super::names::Match::Chaincode(_) => false,
+        })
+    }
+}
+
+/// One thing [`clean`] removed (or, with `dry_run`, would remove).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removed {
+    /// A container: stopped first when it ran.
+    Container {
+        /// Its name.
+        name: String,
+        /// Its ID.
+        id: String,
+        /// Its state before.
+        state: String,
+    },
+    /// An image reference (untagged; the image goes when no other name holds it).
+    Image {
+        /// The reference.
+        reference: String,
+        /// The image ID.
+        id: String,
+    },
+}
+
+/// Remove the chaincode containers and images of `engine` that verify as a peer's
+/// ([`inventory`]) and pass `filter`: containers first (a running one is stopped as `docker
+/// stop` does, 10 s), then the images' chaincode references. Nothing whose name does not
+/// verify is touched; with `dry_run`, nothing at all.
+///
+/// # Errors
+///
+/// [`EngineError`] from listing, stopping or removing; what was removed before it stays removed.
+pub async fn clean<E: Engine>(
+    engine: &E,
+    filter: &CleanFilter,
+    dry_run: bool,
+) -> Result<Vec<Removed>, EngineError> {
+    let inv = inventory(engine, &filter.hints).await?;
+    let mut out = Vec::new();
+    for c in inv
+        .containers
+        .iter()
+        .filter(|c| filter.keeps(&c.verified.matches))
+    {
+        if !dry_run {
+            if c.state == "running" {
+                engine.stop_container(&c.id, 10).await?;
+            }
+            engine.remove_container(&c.id).await?;
+        }
+        out.push(Removed::Container {
+            name: c.verified.name.clone(),
+            id: c.id.clone(),
+            state: c.state.clone(),
+        });
+    }
+    for i in inv
+        .images
+        .iter()
+        .filter(|i| filter.keeps(&i.verified.matches))
+    {
+        if !dry_run {
+            engine.remove_image(&i.reference, false).await?;
+        }
+        out.push(Removed::Image {
+            reference: i.reference.clone(),
+            id: i.id.clone(),
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +229,42 @@ mod tests {
         );
         let unverified: Vec<&str> = inv.unverified.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(unverified, ["dev-peer0-mycc-1.0-0000000000000000000000000000000000000000000000000000000000000000:latest", "dev-something:latest"]);
+        // clean: only what verifies; with peers, only theirs
+        let other = ChaincodeId::new("dev", "peer1", "mycc", "1.0");
+        e.tag(
+            &e.inspect_image(&good).await.unwrap().unwrap().id,
+            &image_name(&other).unwrap(),
+            "latest",
+        )
+        .await
+        .unwrap();
+        let filter = CleanFilter {
+            hints: Hints::none().peer("dev", "peer1"),
+            ..Default::default()
+        };
+        let removed = clean(&e, &filter, false).await.unwrap();
+        assert_eq!(removed.len(), 1, "{removed:?}");
+        assert!(
+            e.inspect_image(&good).await.unwrap().is_some(),
+            "peer0's image was removed"
+        );
+        let named = CleanFilter {
+            hints: Hints::none().peer("dev", "peer0.org1.example.com"),
+            name: Some("othercc".into()),
+            ..Default::default()
+        };
+        assert!(clean(&e, &named, false).await.unwrap().is_empty());
+        assert!(
+            clean(&e, &CleanFilter::default(), true)
+                .await
+                .unwrap()
+                .len()
+                == 1
+        );
+        assert!(
+            e.inspect_image(&good).await.unwrap().is_some(),
+            "dry run removed"
+        );
         // with the chaincode as a candidate, the image says which chaincode it is
         let inv = inventory(&e, &Hints::none().candidate(id.clone()))
             .await

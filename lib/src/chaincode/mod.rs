@@ -9,4 +9,6 @@
 pub mod inventory;
 pub mod names;
 
-pub use inventory::{inventory, ChaincodeContainer, ChaincodeImage, Inventory};
+pub use inventory::{
+    clean, inventory, ChaincodeContainer, ChaincodeImage, CleanFilter, Inventory, Removed,
+};

@@ -999,6 +999,22 @@ impl Engine for DockerEngine {
         Ok(())
     }
 
+    async fn stop_container(&self, id: &str, timeout_secs: u32) -> Result<(), EngineError> {
+        let opts = bollard::query_parameters::StopContainerOptions {
+            signal: None,
+            t: Some(timeout_secs as i32),
+        };
+        match self.docker.stop_container(id, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            // 304: already stopped
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(api(format!("stop container {id}"), e)),
+        }
+    }
+
     async fn list_images(&self) -> Result<Vec<ImageInfo>, EngineError> {
         let opts = ListImagesOptionsBuilder::default().all(true).build();
         let list = self
@@ -1422,6 +1438,9 @@ impl Engine for LazyDockerEngine {
     }
     async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
         self.get().await?.remove_container(id).await
+    }
+    async fn stop_container(&self, id: &str, timeout_secs: u32) -> Result<(), EngineError> {
+        self.get().await?.stop_container(id, timeout_secs).await
     }
     async fn list_images(&self) -> Result<Vec<ImageInfo>, EngineError> {
         self.get().await?.list_images().await

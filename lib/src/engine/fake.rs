@@ -295,13 +295,19 @@ impl Engine for FakeEngine {
             .collect())
     }
 
-    async fn remove_image(&self, reference: &str, _force: bool) -> Result<(), EngineError> {
+    /// As the engine: a reference whose image has other names is only untagged, unless `force`.
+    async fn remove_image(&self, reference: &str, force: bool) -> Result<(), EngineError> {
         let mut images = self.images.lock().unwrap();
         let id = images
             .get(reference)
             .map(|i| i.id.clone())
             .unwrap_or_else(|| reference.to_string());
-        images.retain(|_, i| i.id != id);
+        let names = images.values().filter(|i| i.id == id).count();
+        if !force && names > 1 && images.contains_key(reference) {
+            images.remove(reference);
+        } else {
+            images.retain(|_, i| i.id != id);
+        }
         Ok(())
     }
 
@@ -314,6 +320,10 @@ impl Engine for FakeEngine {
     }
 
     async fn remove_container(&self, _id: &str) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    async fn stop_container(&self, _id: &str, _timeout_secs: u32) -> Result<(), EngineError> {
         Ok(())
     }
 

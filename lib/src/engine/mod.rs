@@ -310,6 +310,14 @@ pub trait Engine: Send + Sync + 'static {
     /// Force-remove a container (with its anonymous volumes); a missing one is not an error.
     fn remove_container(&self, id: &str) -> impl Future<Output = Result<(), EngineError>> + Send;
 
+    /// Stop a running container as `docker stop` does: SIGTERM, then SIGKILL after
+    /// `timeout_secs`; a stopped or missing one is not an error.
+    fn stop_container(
+        &self,
+        id: &str,
+        timeout_secs: u32,
+    ) -> impl Future<Output = Result<(), EngineError>> + Send;
+
     /// Every image of the engine (`docker images -a`): ID and tags.
     fn list_images(&self) -> impl Future<Output = Result<Vec<ImageInfo>, EngineError>> + Send;
 
