@@ -290,6 +290,25 @@ pub enum Command {
         #[arg(value_name = "NAME=VALUE")]
         assignments: Vec<String>,
     },
+    /// Write images to a `docker save` archive (for `imgforge load` / `docker load` on hosts
+    /// without a registry): image names of the specs (all their tags) or image references.
+    Save {
+        /// Image names (`peer`: every tag imgforge gives it) or references, then NAME=VALUE.
+        #[arg(value_name = "IMAGE|NAME=VALUE", required = true)]
+        args: Vec<String>,
+        /// The archive to write (replaced atomically).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+        /// Variables (DOCKER_NS, DOCKER_TAG … decide the references of image names).
+        #[command(flatten)]
+        vars: VarFlags,
+    },
+    /// Load a `docker save` archive into the engine (as `docker load`).
+    Load {
+        /// The archive.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Chaincode images and containers made by Fabric 1.4 peers.
     Chaincode {
         /// What to do.

@@ -466,6 +466,33 @@ async fn run(
             }
             Ok(())
         }
+        Command::Save { args, output, vars } => {
+            // NAME=VALUE with a variable name are assignments; the rest are images
+            let (assignments, names): (Vec<String>, Vec<String>) =
+                args.iter().cloned().partition(|a| {
+                    a.split_once('=')
+                        .is_some_and(|(k, _)| imgforge::config::VAR_NAMES.contains(&k))
+                });
+            let v = vars_for(vars, &assignments, vars.source.join("Makefile").is_file())?;
+            let references = imgforge::distribute::references(catalog, &v, &names);
+            let docker = engine.get().await.map_err(|e| Error::engine("save", e))?;
+            let n = imgforge::distribute::save(docker, &references, output).await?;
+            reporter.line(&format!(
+                "{:>12} {} ({} MiB): {}",
+                "Saved",
+                output.display(),
+                n / (1024 * 1024),
+                references.join(" ")
+            ));
+            Ok(())
+        }
+        Command::Load { file } => {
+            let docker = engine.get().await.map_err(|e| Error::engine("load", e))?;
+            for l in imgforge::distribute::load(docker, file, reporter).await? {
+                reporter.line(&format!("{:>12} {l}", "Loaded"));
+            }
+            Ok(())
+        }
         Command::List { vars, assignments } => {
             let v = vars_for(vars, assignments, true)?;
             for n in catalog.image_names() {

@@ -1676,3 +1676,75 @@ async fn chaincode_clean_removes_only_verified_names_of_the_peer_it_is_given() {
     assert!(kept, "a look-alike or the base image was removed:\n{all}");
     drop(engine);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn save_and_load_move_an_image_through_a_file() {
+    let Some((engine, _serial)) = imgforge_tests::docker_test("save/load").await else {
+        return;
+    };
+    let base = format!(
+        "{}/fabric-baseos:{}",
+        imgforge_tests::TEST_NS,
+        imgforge_tests::base_tag()
+    );
+    let image = format!("imgforgetestsave/x:{}", std::process::id());
+    let docker = |args: &[&str]| {
+        std::process::Command::new("docker")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(docker(&["tag", &base, &image]).status.success());
+    let id = engine_lookup(&engine, &image).await.unwrap().id;
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("x.tar");
+    let f = file.to_str().unwrap();
+    let o = imgforge(
+        &[
+            "save",
+            &image,
+            "-o",
+            f,
+            "--source",
+            d.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    // a docker save archive: GNU tar lists its manifest
+    let listed = imgforge_tests::sh(std::process::Command::new("tar").args(["-tf", f]));
+    assert!(listed.lines().any(|l| l == "manifest.json"), "{listed}");
+    assert!(docker(&["rmi", &image]).status.success());
+    let o = imgforge(&["load", f], &[]);
+    let all = format!("{}{}", text(&o).0, text(&o).1);
+    assert!(o.status.success(), "{all}");
+    assert!(all.contains(&format!("Loaded {image}")), "{all}");
+    let back = engine_lookup(&engine, &image).await.map(|i| i.id);
+    let _ = docker(&["rmi", &image]);
+    assert_eq!(back, Some(id), "the loaded image is not the saved one");
+    // a reference the engine does not have: exit 1, no file left behind
+    let missing = d.path().join("missing.tar");
+    let o = imgforge(
+        &[
+            "save",
+            "imgforgetestsave/none:0",
+            "-o",
+            missing.to_str().unwrap(),
+            "--source",
+            d.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o).1);
+    assert!(
+        text(&o).1.contains("imgforgetestsave/none:0"),
+        "{}",
+        text(&o).1
+    );
+    assert!(!missing.exists());
+    assert_eq!(
+        std::fs::read_dir(d.path()).unwrap().count(),
+        1,
+        "a temporary file was left"
+    );
+}

@@ -26,6 +26,7 @@ pub mod assemble;
 pub mod build_dir;
 pub mod chaincode;
 pub mod config;
+pub mod distribute;
 pub mod dockerfile;
 pub mod dockerignore;
 pub mod engine;

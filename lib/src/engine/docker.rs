@@ -1163,14 +1163,14 @@ impl Engine for DockerEngine {
         step: &str,
         producer: LayerProducer,
         reporter: &dyn Reporter,
-    ) -> Result<String, EngineError> {
+    ) -> Result<Vec<String>, EngineError> {
         let (body, producer, _sent) = stream_from_writer(producer);
         let opts = bollard::query_parameters::ImportImageOptions {
             quiet: true,
             platform: None,
         };
         let mut stream = self.docker.import_image_stream(opts, body, None);
-        let mut loaded = None;
+        let mut loaded = Vec::new();
         let mut failure = None;
         while let Some(item) = stream.next().await {
             match item {
@@ -1182,8 +1182,11 @@ impl Engine for DockerEngine {
                     if let Some(s) = info.stream {
                         let s = s.trim().to_string();
                         // "Loaded image ID: sha256:…" (no RepoTags) or "Loaded image: name:tag"
-                        if let Some(id) = s.strip_prefix("Loaded image ID: ") {
-                            loaded = Some(id.to_string());
+                        if let Some(id) = s
+                            .strip_prefix("Loaded image ID: ")
+                            .or_else(|| s.strip_prefix("Loaded image: "))
+                        {
+                            loaded.push(id.to_string());
                         }
                         reporter.event(&Event::Log {
                             step: step.to_string(),
@@ -1205,7 +1208,7 @@ impl Engine for DockerEngine {
         let produced = producer.await;
         if let Some(message) = failure {
             return Err(EngineError::Api {
-                op: "load the assembled image (POST /images/load)".into(),
+                op: "load an image archive (POST /images/load)".into(),
                 message,
             });
         }
@@ -1224,10 +1227,32 @@ impl Engine for DockerEngine {
                 })
             }
         }
-        loaded.ok_or_else(|| EngineError::Api {
-            op: "load the assembled image (POST /images/load)".into(),
-            message: "the engine did not say which image it loaded".into(),
-        })
+        if loaded.is_empty() {
+            return Err(EngineError::Api {
+                op: "load an image archive (POST /images/load)".into(),
+                message: "the engine did not say which image it loaded".into(),
+            });
+        }
+        Ok(loaded)
+    }
+
+    async fn save(
+        &self,
+        references: &[String],
+        out: &mut (dyn Write + Send),
+    ) -> Result<u64, EngineError> {
+        let names: Vec<&str> = references.iter().map(String::as_str).collect();
+        let mut stream = self.docker.export_images(&names);
+        let mut n = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| api(format!("save {}", references.join(" ")), e))?;
+            out.write_all(&chunk).map_err(|e| EngineError::Stream {
+                what: "the saved image archive".into(),
+                source: e,
+            })?;
+            n += chunk.len() as u64;
+        }
+        Ok(n)
     }
 
     async fn list_containers(&self) -> Result<Vec<ContainerInfo>, EngineError> {
@@ -1464,7 +1489,14 @@ impl Engine for LazyDockerEngine {
         step: &str,
         producer: LayerProducer,
         reporter: &dyn Reporter,
-    ) -> Result<String, EngineError> {
+    ) -> Result<Vec<String>, EngineError> {
         self.get().await?.load(step, producer, reporter).await
+    }
+    async fn save(
+        &self,
+        references: &[String],
+        out: &mut (dyn Write + Send),
+    ) -> Result<u64, EngineError> {
+        self.get().await?.save(references, out).await
     }
 }

@@ -405,7 +405,7 @@ impl Engine for FakeEngine {
         step: &str,
         producer: LayerProducer,
         _reporter: &dyn Reporter,
-    ) -> Result<String, EngineError> {
+    ) -> Result<Vec<String>, EngineError> {
         let mut bytes = Vec::new();
         producer(&mut bytes).map_err(|e| EngineError::Stream {
             what: "image archive".into(),
@@ -440,6 +440,17 @@ impl Engine for FakeEngine {
                 ..Default::default()
             },
         );
-        Ok(id)
+        Ok(vec![id])
+    }
+
+    async fn save(
+        &self,
+        _references: &[String],
+        _out: &mut (dyn Write + Send),
+    ) -> Result<u64, EngineError> {
+        Err(EngineError::Api {
+            op: "save".into(),
+            message: "not supported by the fake".into(),
+        })
     }
 }

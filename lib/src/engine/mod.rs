@@ -344,14 +344,23 @@ pub trait Engine: Send + Sync + 'static {
     ) -> impl Future<Output = Result<BTreeMap<String, Option<PathStat>>, EngineError>> + Send;
 
     /// Load an image archive in `docker save` format written by `producer` (`POST
-    /// /images/load`, as `docker load`); returns the loaded image's ID. Layers the engine has
-    /// already (by chain ID) may be left out of the archive.
+    /// /images/load`, as `docker load`); returns what the engine says it loaded: the
+    /// references of the archive's `RepoTags`, else the image ID (`sha256:…`). Layers the
+    /// engine has already (by chain ID) may be left out of the archive.
     fn load(
         &self,
         step: &str,
         producer: LayerProducer,
         reporter: &dyn Reporter,
-    ) -> impl Future<Output = Result<String, EngineError>> + Send;
+    ) -> impl Future<Output = Result<Vec<String>, EngineError>> + Send;
+
+    /// Write the `docker save` archive of `references` (`GET /images/get`) to `out` as it
+    /// arrives; returns the number of bytes.
+    fn save(
+        &self,
+        references: &[String],
+        out: &mut (dyn Write + Send),
+    ) -> impl Future<Output = Result<u64, EngineError>> + Send;
 }
 
 /// An image's configuration as the assembler builds on it ([`crate::assemble`]).

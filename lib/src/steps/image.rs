@@ -388,12 +388,13 @@ async fn assemble_image<E: Engine>(
         Box::new(move |w| assembled.write_archive(w)),
         cx.reporter,
     );
-    let id = tokio::select! {
+    let loaded = tokio::select! {
         r = load => r.map_err(engine_err)?,
         // dropping the request stops the upload; an image the engine still loads has no tag
         _ = cx.cancel.cancelled() => return Err(Error::Cancelled),
     };
     drop(work);
+    let id = loaded.into_iter().next().unwrap_or_default();
     if id != expected {
         return Err(Error::engine(
             step,
