@@ -303,6 +303,20 @@ pub enum Command {
         #[command(flatten)]
         vars: VarFlags,
     },
+    /// Push images to a registry (as `docker push`), credentials from ~/.docker/config.json
+    /// as the Docker CLI reads them: image names of the specs (all their tags) or references.
+    Push {
+        /// Image names (`peer`: every tag imgforge gives it) or references, then NAME=VALUE.
+        #[arg(value_name = "IMAGE|NAME=VALUE", required = true)]
+        args: Vec<String>,
+        /// Where: HOST[:PORT][/PROJECT]; each image goes there under its last path
+        /// component (`acme/fabric-peer:1.4` → `HOST/PROJECT/fabric-peer:1.4`).
+        #[arg(long, value_name = "HOST[:PORT][/PROJECT]")]
+        registry: String,
+        /// Variables (DOCKER_NS, DOCKER_TAG … decide the references of image names).
+        #[command(flatten)]
+        vars: VarFlags,
+    },
     /// Load a `docker save` archive into the engine (as `docker load`).
     Load {
         /// The archive.

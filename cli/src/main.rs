@@ -486,6 +486,26 @@ async fn run(
             ));
             Ok(())
         }
+        Command::Push {
+            args,
+            registry,
+            vars,
+        } => {
+            let (assignments, names): (Vec<String>, Vec<String>) =
+                args.iter().cloned().partition(|a| {
+                    a.split_once('=')
+                        .is_some_and(|(k, _)| imgforge::config::VAR_NAMES.contains(&k))
+                });
+            let v = vars_for(vars, &assignments, vars.source.join("Makefile").is_file())?;
+            let references = imgforge::distribute::references(catalog, &v, &names);
+            let docker = engine.get().await.map_err(|e| Error::engine("push", e))?;
+            for (target, digest) in
+                imgforge::distribute::push(docker, &references, registry, reporter).await?
+            {
+                reporter.line(&format!("{:>12} {target}@{digest}", "Pushed"));
+            }
+            Ok(())
+        }
         Command::Load { file } => {
             let docker = engine.get().await.map_err(|e| Error::engine("load", e))?;
             for l in imgforge::distribute::load(docker, file, reporter).await? {

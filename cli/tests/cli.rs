@@ -1748,3 +1748,142 @@ async fn save_and_load_move_an_image_through_a_file() {
         "a temporary file was left"
     );
 }
+
+/// A `docker-registry` (Debian's package) on a free loopback port, with one user in its
+/// htpasswd file; killed on drop.
+struct Registry {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn registry(user: &str, password: &str) -> Option<Registry> {
+    if std::process::Command::new("docker-registry")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("docker-registry is not installed under CI=true (.ci/run installs it)");
+        }
+        eprintln!("SKIPPED: docker-registry is not installed (apt-get install docker-registry)");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let hash = bcrypt::hash(password, 4).unwrap();
+    std::fs::write(dir.path().join("htpasswd"), format!("{user}:{hash}\n")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\nauth:\n  htpasswd:\n    realm: imgforge-test\n    path: {}\n",
+            dir.path().join("data").display(),
+            dir.path().join("htpasswd").display()
+        ),
+    )
+    .unwrap();
+    let child = std::process::Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let r = Registry {
+        child,
+        port,
+        _dir: dir,
+    };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(r);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("docker-registry did not listen on 127.0.0.1:{port}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_reaches_a_registry_with_the_docker_config_credentials() {
+    let Some((_engine, _serial)) = imgforge_tests::docker_test("push").await else {
+        return;
+    };
+    let Some(reg) = registry("fabricuser", "s3cret") else {
+        return;
+    };
+    let base = format!(
+        "{}/fabric-baseos:{}",
+        imgforge_tests::TEST_NS,
+        imgforge_tests::base_tag()
+    );
+    let image = format!("imgforgetestpush/x:{}", std::process::id());
+    let docker = |args: &[&str]| {
+        std::process::Command::new("docker")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(docker(&["tag", &base, &image]).status.success());
+    let registry = format!("127.0.0.1:{}/proj", reg.port);
+    let pushed = format!("{registry}/x:{}", std::process::id());
+    // credentials as `docker login` writes them
+    let cfg = tempfile::tempdir().unwrap();
+    let login = |password: &str| {
+        let auth = imgforge_tests::sh(
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s 'fabricuser:{password}' | base64 -w0")),
+        );
+        std::fs::write(
+            cfg.path().join("config.json"),
+            format!(
+                r#"{{"auths": {{"127.0.0.1:{}": {{"auth": "{auth}"}}}}}}"#,
+                reg.port
+            ),
+        )
+        .unwrap();
+    };
+    let src = cfg.path().to_str().unwrap().to_string();
+    let push = || {
+        imgforge(
+            &["push", &image, "--registry", &registry, "--source", &src],
+            &[("DOCKER_CONFIG", cfg.path().to_str().unwrap())],
+        )
+    };
+
+    login("wrong");
+    let refused = push();
+    login("s3cret");
+    let o = push();
+    let tags = imgforge_tests::sh(std::process::Command::new("curl").args([
+        "-s",
+        "-u",
+        "fabricuser:s3cret",
+        &format!("http://127.0.0.1:{}/v2/proj/x/tags/list", reg.port),
+    ]));
+    let _ = docker(&["rmi", &image, &pushed]);
+    drop(reg);
+    let (out, err) = text(&refused);
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "a wrong password was accepted:\n{out}{err}"
+    );
+    assert!(err.contains(&pushed), "{err}");
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(err.contains(&format!("Pushed {pushed}@sha256:")), "{err}");
+    assert!(tags.contains(&std::process::id().to_string()), "{tags}");
+}

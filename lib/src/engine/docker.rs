@@ -1236,6 +1236,87 @@ impl Engine for DockerEngine {
         Ok(loaded)
     }
 
+    async fn push(
+        &self,
+        step: &str,
+        reference: &str,
+        credentials: Option<RegistryCredentials>,
+        reporter: &dyn Reporter,
+    ) -> Result<String, EngineError> {
+        let (name, tag) = match reference.rsplit_once(':') {
+            Some((n, t)) if !t.contains('/') => (n, Some(t.to_string())),
+            _ => (reference, None),
+        };
+        let creds = credentials.map(|c| match c {
+            RegistryCredentials::UsernamePassword(u, p) => bollard::auth::DockerCredentials {
+                username: Some(u),
+                password: Some(p),
+                ..Default::default()
+            },
+            RegistryCredentials::IdentityToken(t) => bollard::auth::DockerCredentials {
+                identitytoken: Some(t),
+                ..Default::default()
+            },
+        });
+        let opts = bollard::query_parameters::PushImageOptions {
+            tag,
+            platform: None,
+        };
+        let mut stream = self.docker.push_image(name, Some(opts), creds);
+        let (mut digest, mut last, mut pushed, mut existed) = (None, String::new(), 0, 0);
+        while let Some(item) = stream.next().await {
+            let info = match item {
+                Ok(i) => i,
+                Err(bollard::errors::Error::DockerStreamError { error }) => {
+                    return Err(EngineError::Api {
+                        op: format!("push {reference}"),
+                        message: error,
+                    })
+                }
+                Err(e) => return Err(api(format!("push {reference}"), e)),
+            };
+            if let Some(m) = info.error_detail.and_then(|d| d.message) {
+                return Err(EngineError::Api {
+                    op: format!("push {reference}"),
+                    message: m,
+                });
+            }
+            let Some(status) = info.status else { continue };
+            // bollard keeps no layer id: layers are counted, not named
+            match status.as_str() {
+                "Pushed" => pushed += 1,
+                "Layer already exists" => existed += 1,
+                _ => {}
+            }
+            if let Some(d) = status.split("digest: ").nth(1) {
+                digest = d.split_whitespace().next().map(str::to_string);
+            }
+            let line = match (status.as_str(), info.progress_detail) {
+                ("Pushing", Some(p)) => match (p.current, p.total) {
+                    (Some(c), Some(t)) if t > 0 => {
+                        format!("pushing a layer: {} %", c * 100 / t / 25 * 25)
+                    }
+                    _ => "pushing".into(),
+                },
+                ("Pushed" | "Layer already exists", _) => {
+                    format!("layers: {pushed} pushed, {existed} already in the registry")
+                }
+                (s, _) => s.to_string(),
+            };
+            if line != last {
+                reporter.event(&Event::Log {
+                    step: step.to_string(),
+                    line: line.clone(),
+                });
+                last = line;
+            }
+        }
+        digest.ok_or_else(|| EngineError::Api {
+            op: format!("push {reference}"),
+            message: "the registry answered no digest".into(),
+        })
+    }
+
     async fn save(
         &self,
         references: &[String],
@@ -1498,5 +1579,17 @@ impl Engine for LazyDockerEngine {
         out: &mut (dyn Write + Send),
     ) -> Result<u64, EngineError> {
         self.get().await?.save(references, out).await
+    }
+    async fn push(
+        &self,
+        step: &str,
+        reference: &str,
+        credentials: Option<RegistryCredentials>,
+        reporter: &dyn Reporter,
+    ) -> Result<String, EngineError> {
+        self.get()
+            .await?
+            .push(step, reference, credentials, reporter)
+            .await
     }
 }

@@ -354,6 +354,18 @@ pub trait Engine: Send + Sync + 'static {
         reporter: &dyn Reporter,
     ) -> impl Future<Output = Result<Vec<String>, EngineError>> + Send;
 
+    /// Push `reference` (`registry/repository:tag`) to its registry (`POST
+    /// /images/{name}/push`, as `docker push`), with `credentials` when given; reports the
+    /// registry's progress as log lines of `step`. Returns the manifest digest the registry
+    /// answered (`sha256:…`).
+    fn push(
+        &self,
+        step: &str,
+        reference: &str,
+        credentials: Option<RegistryCredentials>,
+        reporter: &dyn Reporter,
+    ) -> impl Future<Output = Result<String, EngineError>> + Send;
+
     /// Write the `docker save` archive of `references` (`GET /images/get`) to `out` as it
     /// arrives; returns the number of bytes.
     fn save(
@@ -361,6 +373,26 @@ pub trait Engine: Send + Sync + 'static {
         references: &[String],
         out: &mut (dyn Write + Send),
     ) -> impl Future<Output = Result<u64, EngineError>> + Send;
+}
+
+/// Credentials for a registry, as the Docker CLI reads them from `~/.docker/config.json`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RegistryCredentials {
+    /// User name and password (or token used as password).
+    UsernamePassword(String, String),
+    /// An identity token (OAuth refresh token).
+    IdentityToken(String),
+}
+
+impl std::fmt::Debug for RegistryCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegistryCredentials::UsernamePassword(u, _) => {
+                write!(f, "UsernamePassword({u:?}, ***)")
+            }
+            RegistryCredentials::IdentityToken(_) => write!(f, "IdentityToken(***)"),
+        }
+    }
 }
 
 /// An image's configuration as the assembler builds on it ([`crate::assemble`]).
