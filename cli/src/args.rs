@@ -405,6 +405,56 @@ pub enum ChaincodeCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write a chaincode-as-a-service package for `peer lifecycle chaincode install`
+    /// (metadata.json + code.tar.gz with connection.json; deterministic bytes), or read one.
+    Package {
+        /// A CCaaS package (the only kind written so far).
+        #[arg(long, required_unless_present = "inspect")]
+        ccaas: bool,
+        /// The chaincode label (Fabric: ^[[:alnum:]][[:alnum:]_.+-]*$).
+        #[arg(long, required_unless_present = "inspect")]
+        label: Option<String>,
+        /// Where the peer reaches the chaincode server: HOST:PORT (templates such as
+        /// {{.peername}} are kept for Fabric's ccaas_builder).
+        #[arg(long, required_unless_present = "inspect")]
+        address: Option<String>,
+        /// connection.json dial_timeout.
+        #[arg(long, default_value = "10s")]
+        dial_timeout: String,
+        /// The chaincode server speaks TLS (needs --root-cert).
+        #[arg(long)]
+        tls_required: bool,
+        /// The server wants the peer's client certificate (needs --client-cert, --client-key).
+        #[arg(long)]
+        client_auth: bool,
+        /// PEM of the CA of the server's certificate.
+        #[arg(long, value_name = "FILE")]
+        root_cert: Option<PathBuf>,
+        /// PEM of the peer's TLS client certificate.
+        #[arg(long, value_name = "FILE")]
+        client_cert: Option<PathBuf>,
+        /// PEM of the peer's TLS client key.
+        #[arg(long, value_name = "FILE")]
+        client_key: Option<PathBuf>,
+        /// Directory of CouchDB index files (*.json) for META-INF/statedb/couchdb/indexes.
+        #[arg(long, value_name = "DIR")]
+        indexes: Option<PathBuf>,
+        /// metadata.json type: `ccaas` (Fabric's ccaas_builder) or `external`
+        /// (fabric-ccs-builder).
+        #[arg(long = "type", value_name = "ccaas|external", default_value = "ccaas")]
+        builder_type: String,
+        /// The package file to write.
+        #[arg(
+            short = 'o',
+            long = "output",
+            value_name = "FILE",
+            required_unless_present = "inspect"
+        )]
+        output: Option<PathBuf>,
+        /// Read this package and say what it holds and what is wrong with it (for --type).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["ccaas", "output"])]
+        inspect: Option<PathBuf>,
+    },
     /// Remove the chaincode containers (stopped first) and images whose names verify as a
     /// peer's; nothing else, whatever its name looks like. With --peer-id, only that peer's.
     Clean {

@@ -513,6 +513,99 @@ async fn run(
             }
             Ok(())
         }
+        Command::Chaincode {
+            command:
+                ChaincodeCommand::Package {
+                    label,
+                    address,
+                    dial_timeout,
+                    tls_required,
+                    client_auth,
+                    root_cert,
+                    client_cert,
+                    client_key,
+                    indexes,
+                    builder_type,
+                    output,
+                    inspect,
+                    ..
+                },
+        } => {
+            use imgforge::chaincode::ccaas::{self, BuilderType, PackageSpec};
+            let bad = |message: String, hint: &str| Error::Input {
+                step: "chaincode package".into(),
+                message,
+                hint: hint.into(),
+            };
+            let builder = match builder_type.as_str() {
+                "ccaas" => BuilderType::Ccaas,
+                "external" => BuilderType::External,
+                t => {
+                    return Err(bad(
+                        format!("--type {t:?}"),
+                        "give ccaas (Fabric's ccaas_builder) or external (fabric-ccs-builder)",
+                    ))
+                }
+            };
+            if let Some(file) = inspect {
+                let bytes = std::fs::read(file)
+                    .map_err(|e| Error::io("chaincode package", "read", file, e))?;
+                let i = ccaas::inspect(&bytes, Some(builder));
+                let show = |k: &str, v: Option<&String>| {
+                    println!("{k:>14}: {}", v.map_or("-", String::as_str))
+                };
+                show("type", i.builder_type.as_ref());
+                show("label", i.label.as_ref());
+                show("package ID", i.package_id.as_ref());
+                for e in &i.code_entries {
+                    println!("{:>14}: {e}", "code.tar.gz");
+                }
+                if let Some(c) = &i.connection {
+                    println!("{:>14}: {c}", "connection");
+                }
+                for p in &i.problems {
+                    println!("{:>14}: {p}", "problem");
+                }
+                if !i.problems.is_empty() {
+                    return Err(bad(
+                        format!(
+                            "{} has {} problem(s) (listed above)",
+                            file.display(),
+                            i.problems.len()
+                        ),
+                        "write it again with `imgforge chaincode package --ccaas …`",
+                    ));
+                }
+                return Ok(());
+            }
+            let spec = PackageSpec {
+                label: label.clone().unwrap_or_default(),
+                builder,
+                address: address.clone().unwrap_or_default(),
+                dial_timeout: dial_timeout.clone(),
+                tls_required: *tls_required,
+                client_auth_required: *client_auth,
+                root_cert: root_cert.clone(),
+                client_cert: client_cert.clone(),
+                client_key: client_key.clone(),
+                indexes: indexes.clone(),
+            };
+            let out = output.clone().unwrap_or_default();
+            let id = ccaas::write(&spec, &out).map_err(|e| match e {
+                ccaas::PackageError::Io { path, source } => {
+                    Error::io("chaincode package", "write", path, source)
+                }
+                e => bad(e.to_string(), "see `imgforge chaincode package --help`"),
+            })?;
+            reporter.line(&format!(
+                "{:>12} {} ({})",
+                "Packaged",
+                out.display(),
+                builder.as_str()
+            ));
+            println!("{id}");
+            Ok(())
+        }
         Command::List { vars, assignments } => {
             let v = vars_for(vars, assignments, true)?;
             for n in catalog.image_names() {

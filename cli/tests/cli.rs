@@ -1887,3 +1887,88 @@ async fn push_reaches_a_registry_with_the_docker_config_credentials() {
     assert!(err.contains(&format!("Pushed {pushed}@sha256:")), "{err}");
     assert!(tags.contains(&std::process::id().to_string()), "{tags}");
 }
+
+#[test]
+fn ccaas_package_is_deterministic_and_inspect_names_what_hand_made_ones_get_wrong() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("a.tgz"), d.path().join("b.tgz"));
+    for out in [&a, &b] {
+        let o = imgforge(
+            &[
+                "chaincode",
+                "package",
+                "--ccaas",
+                "--label",
+                "mycc_1.0",
+                "--address",
+                "{{.peername}}_mycc:9999",
+                "-o",
+                out.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert!(o.status.success(), "{}", text(&o).1);
+        let sum = imgforge_tests::sh(std::process::Command::new("sha256sum").arg(out));
+        assert_eq!(
+            text(&o).0.trim(),
+            format!("mycc_1.0:{}", &sum[..64]),
+            "the package ID"
+        );
+    }
+    assert_eq!(
+        std::fs::read(&a).unwrap(),
+        std::fs::read(&b).unwrap(),
+        "two runs, two byte streams"
+    );
+    let o = imgforge(
+        &["chaincode", "package", "--inspect", a.to_str().unwrap()],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert!(
+        text(&o).0.contains("\"tls_required\":false"),
+        "{}",
+        text(&o).0
+    );
+    // as the docs show it, written with tar: a string boolean and fabric-ccs-builder's type
+    let hand = d.path().join("hand");
+    std::fs::create_dir(&hand).unwrap();
+    std::fs::write(
+        hand.join("connection.json"),
+        r#"{"address":"cc:9999","dial_timeout":"10s","tls_required":"false"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        hand.join("metadata.json"),
+        r#"{"type":"external","label":"mycc"}"#,
+    )
+    .unwrap();
+    let sh = |c: &str| {
+        imgforge_tests::sh(
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(c)
+                .current_dir(&hand),
+        )
+    };
+    sh("tar cfz code.tar.gz connection.json && tar cfz pkg.tgz metadata.json code.tar.gz");
+    let o = imgforge(
+        &[
+            "chaincode",
+            "package",
+            "--inspect",
+            hand.join("pkg.tgz").to_str().unwrap(),
+        ],
+        &[],
+    );
+    let out = text(&o).0;
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("tls_required is the string \"false\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("Fabric's ccaas_builder accepts only \"ccaas\""),
+        "{out}"
+    );
+}
