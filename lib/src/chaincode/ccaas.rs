@@ -521,7 +521,8 @@ mod tests {
         let idx = d.path().join("idx");
         std::fs::create_dir(&idx).unwrap();
         std::fs::write(idx.join("bad.json"), "{").unwrap();
-        let cases: Vec<(Box<dyn Fn(&mut PackageSpec)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut PackageSpec)>;
+        let cases: Vec<(Change, &str)> = vec![
             (Box::new(|s| s.label = "my cc".into()), "--label \"my cc\""),
             (Box::new(|s| s.label = "_cc".into()), "--label \"_cc\""),
             (Box::new(|s| s.label = String::new()), "--label \"\""),
