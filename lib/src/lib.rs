@@ -13,6 +13,11 @@
 //! factory: rootfs (debootstrap or a directory) ─▶ tar stream ─▶ docker import ─▶ baseos / baseimage
 //! ```
 //!
+//! The image step assembles the image itself when the Dockerfile allows it ([`assemble`]:
+//! deterministic layers and config, `docker load`), else runs `docker build`. Built images
+//! travel with [`distribute`] (`save`, `load`, `push`); [`chaincode`] handles what peers make
+//! of chaincode (verified names for `ls`/`clean`, CCaaS packages).
+//!
 //! The library prints nothing and never exits: it returns [`Error`] values and reports progress
 //! as [`event::Event`]s to a [`event::Reporter`].
 

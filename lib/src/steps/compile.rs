@@ -207,7 +207,7 @@ pub fn go_env<E: Engine>(cx: &Cx<'_, E>) -> Vec<String> {
 /// and return that path. With `--native`, compiles with the host's `go` into
 /// `$(BUILD_DIR)/bin/<name>` instead (the `make peer` path).
 ///
-/// Errors: the base image is missing ([`Error::MissingImages`](crate::error::Error::MissingImages)); the
+/// Errors: the base image is missing ([`Error::MissingImages`]); the
 /// compiler failed ([`crate::engine::EngineError::ContainerExit`] with the last lines).
 pub async fn compile<E: Engine>(
     cx: &Cx<'_, E>,
