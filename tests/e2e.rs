@@ -686,7 +686,7 @@ async fn assembled_images_have_the_same_id_from_two_clean_copies_and_run_as_befo
                 cancel,
             };
             let mut ids = std::collections::BTreeMap::new();
-            for name in ["peer", "orderer", "ccenv"] {
+            for name in ["peer", "orderer", "ccenv", "tools"] {
                 let built = pipeline::build(&cx, &spec::image_spec(name).unwrap())
                     .await
                     .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -703,7 +703,7 @@ async fn assembled_images_have_the_same_id_from_two_clean_copies_and_run_as_befo
     assert_eq!(first, second, "two clean copies gave different image IDs");
     assert!(
         !events.iter().any(
-            |e| matches!(e, Event::Notice { message, .. } if message.contains("docker build"))
+            |e| matches!(e, Event::Notice { message, .. } if message.contains("built with docker build"))
         ),
         "an image fell back to docker build: {events:?}"
     );
@@ -761,6 +761,7 @@ async fn assembled_images_have_the_same_id_from_two_clean_copies_and_run_as_befo
     let (third, _) = build(&t3, false).await;
     assert_ne!(third["peer"], first["peer"]);
     assert_eq!(third["ccenv"], first["ccenv"], "ccenv has no sampleconfig");
+    assert_ne!(third["tools"], first["tools"], "tools holds sampleconfig");
 
     // docker build (as Fabric's Makefile) still makes a peer that runs
     let (classic, _) = build(&t1, true).await;

@@ -537,18 +537,30 @@ async fn tools_builds_from_the_tree_less_its_dockerignore() {
             .find(|m| m.contains(needle))
             .map(str::to_string)
     };
-    let sent = notice("build context:").expect("no build-context notice");
-    let bytes: u64 = sent
-        .split_whitespace()
-        .nth(2)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{sent}"));
+    // the tree goes into the image as a payload file, less .dockerignore (the 50 MiB file)
+    let tree_tar = t.root.join("build/tree.tar");
+    let bytes = std::fs::metadata(&tree_tar).unwrap().len();
     assert!(
         bytes > 10_000 && bytes < big / 10,
-        "context of {bytes} bytes: {sent}"
+        "tree.tar of {bytes} bytes"
     );
+    let listed = imgforge_tests::sh(Command::new("tar").arg("-tf").arg(&tree_tar));
+    assert!(
+        listed.lines().any(|l| l == "cmd/discover/main.go"),
+        "{listed}"
+    );
+    assert!(!listed.contains("unit-test"), "{listed}");
+    assert!(!listed.lines().any(|l| l.starts_with("build/")), "{listed}");
+    assert!(!listed.lines().any(|l| l.starts_with(".git")), "{listed}");
     let switched = notice("needs network access").expect("no notice about the tree's template");
     assert!(switched.contains("apt-get install -y jq"), "{switched}");
+    assert!(
+        switched.contains("copies the whole repository"),
+        "{switched}"
+    );
+    // assembled: no docker build, no build context sent
+    assert!(notice("build context:").is_none(), "{out}");
+    assert!(notice("built with docker build").is_none(), "{out}");
     let tag = text(&imgforge(&["config", "DOCKER_TAG", "--source", src], &[])).0;
     let image = format!("imgforgetesttools/fabric-tools:{}", tag.trim());
     let run = imgforge_tests::docker_run(
@@ -619,12 +631,16 @@ async fn tools_builds_from_the_tree_less_its_dockerignore() {
     ];
     let plan = text(&imgforge(&plan_args, &[])).0;
     assert!(plan.contains("Fresh image/tools"), "{plan}");
+    assert!(plan.contains("Fresh archives/tree.tar"), "{plan}");
     std::fs::write(t.root.join("cmd/discover/extra.go"), "package main\n").unwrap();
     let plan = text(&imgforge(&plan_args, &[])).0;
-    assert!(
-        plan.contains("Stale image/tools: the file `cmd/discover/extra.go` was added"),
-        "{plan}"
-    );
+    for want in [
+        "Stale compile/discover: the file `cmd/discover/extra.go` was added",
+        "Stale archives/tree.tar: the file `cmd/discover/extra.go` was added",
+        "Stale image/tools",
+    ] {
+        assert!(plan.contains(want), "{want:?} not in:\n{plan}");
+    }
     clean_images(src, "imgforgetesttools");
 }
 

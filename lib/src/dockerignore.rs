@@ -106,6 +106,15 @@ impl DockerIgnore {
         Ok(DockerIgnore { rules })
     }
 
+    /// These rules followed by `patterns` (`.dockerignore` lines; later lines win, as in the
+    /// file).
+    ///
+    /// Errors: [`PatternError`] for a pattern that is not a valid glob.
+    pub fn with(mut self, patterns: &[String]) -> Result<Self, PatternError> {
+        self.rules.extend(Self::parse(&patterns.join("\n"))?.rules);
+        Ok(self)
+    }
+
     /// Read `<root>/.dockerignore`; a missing file excludes nothing.
     ///
     /// Errors: the file exists but cannot be read (`io::Error`), or a pattern is invalid

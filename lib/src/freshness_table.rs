@@ -449,7 +449,8 @@ async fn each_declared_input_of_each_step_makes_it_and_its_dependents_stale() {
                     undo = Box::new(move || std::fs::write(&f, old).unwrap());
                     Change {
                         blamed: None,
-                        touched: declaring(&|i| matches!(i, Input::GoSources)),
+                        // and every step that holds the whole tree (tools' tree.tar)
+                        touched: declaring(&|i| matches!(i, Input::GoSources | Input::Context(_))),
                         reason: StaleReason::FileChanged {
                             path: "peer/main.go".into(),
                         },
@@ -460,9 +461,11 @@ async fn each_declared_input_of_each_step_makes_it_and_its_dependents_stale() {
                     let old = std::fs::read(&f).unwrap();
                     std::fs::write(&f, "peer: {id: changed}\n").unwrap();
                     undo = Box::new(move || std::fs::write(&f, old).unwrap());
+                    let mut touched = declaring(&|i| matches!(i, Input::Context(_)));
+                    touched.insert(step.clone());
                     Change {
                         blamed: None,
-                        touched: one(&step),
+                        touched,
                         reason: StaleReason::FileChanged {
                             path: format!("{dir}/core.yaml"),
                         },
@@ -609,6 +612,15 @@ async fn each_declared_input_of_each_step_makes_it_and_its_dependents_stale() {
                             o2.docker_build = true;
                             StaleReason::InputChanged { name: name.clone() }
                         }
+                        "step:exclude" => {
+                            for e in spec2.payload.iter_mut().filter(|e| e.kind == "source-tree") {
+                                e.params.insert(
+                                    "exclude".into(),
+                                    toml::Value::Array(vec!["no-such-file".into()]),
+                                );
+                            }
+                            StaleReason::InputChanged { name: name.clone() }
+                        }
                         "step:references" => {
                             spec2.tags.push("extra".into());
                             StaleReason::InputChanged { name: name.clone() }
@@ -620,6 +632,12 @@ async fn each_declared_input_of_each_step_makes_it_and_its_dependents_stale() {
                     let touched = match name.as_str() {
                         "var:SOURCE_DATE_EPOCH" => {
                             declaring(&|i| matches!(i, Input::Value { name: n, .. } if n == name))
+                        }
+                        // the template is a file of the tree: the whole-tree archive holds it
+                        "template" => {
+                            let mut t = declaring(&|i| matches!(i, Input::Context(_)));
+                            t.insert(step.clone());
+                            t
                         }
                         _ => one(&step),
                     };

@@ -125,6 +125,124 @@ impl<E: Engine> Op<E> for TreeArchiveStep {
     }
 }
 
+/// Payload kind `source-tree`: `$(BUILD_DIR)/<file>` = an uncompressed tar of the whole
+/// source tree less its `.dockerignore` and imgforge's build dir — what `ADD .` puts into an
+/// image when the repository root is the build context (`make tools-docker`), as a payload file,
+/// so the image can be assembled.
+///
+/// ```toml
+/// [[payload]]
+/// file = "tree.tar"
+/// kind = "source-tree"
+/// exclude = [".git"]     # more .dockerignore lines, after the tree's own
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceTree {
+    /// `.dockerignore` patterns added after the tree's own.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+impl PayloadKind for SourceTree {
+    const KIND: &'static str = "source-tree";
+
+    fn plan<E: Engine>(self, file: &str, p: &mut Planner<'_, '_, E>) -> Result<PayloadFile, Error> {
+        Ok(plan_archive(p, file, |file, out| SourceTreeStep {
+            file,
+            out,
+            exclude: self.exclude,
+        }))
+    }
+}
+
+/// The step `archives/<file>` of a [`SourceTree`].
+#[derive(Debug, Clone)]
+pub struct SourceTreeStep {
+    /// Output file name.
+    pub file: String,
+    /// `$(BUILD_DIR)/<file>`.
+    pub out: PathBuf,
+    /// `.dockerignore` patterns added after the tree's own.
+    pub exclude: Vec<String>,
+}
+
+impl SourceTreeStep {
+    /// The tree as archived: less its `.dockerignore`, [`SourceTreeStep::exclude`] and the
+    /// build dir.
+    fn context<E: Engine>(&self, cx: &Cx<'_, E>) -> Result<crate::engine::TreeContext, Error> {
+        let step = archive_id(&self.file);
+        let mut tc = super::image::source_context(cx, &step)?;
+        tc.ignore = tc.ignore.with(&self.exclude).map_err(|e| Error::Input {
+            step,
+            message: format!("exclude of payload file {}: {e}", self.file),
+            hint: "fix the pattern (Docker's .dockerignore syntax) in the payload spec".into(),
+        })?;
+        Ok(tc)
+    }
+}
+
+impl<E: Engine> Op<E> for SourceTreeStep {
+    fn id(&self) -> String {
+        archive_id(&self.file)
+    }
+
+    fn outputs(&self) -> Vec<Output> {
+        vec![Output::Path(self.out.clone())]
+    }
+
+    fn inputs(&self, cx: &Cx<'_, E>) -> Result<Vec<Input>, Error> {
+        // every entry the archive holds: the tree less .dockerignore and the build dir
+        Ok(vec![
+            Input::Context(self.context(cx)?),
+            Input::Value {
+                name: "step:exclude".into(),
+                value: self.exclude.join("\n"),
+            },
+            mtime_input(cx),
+        ])
+    }
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a Cx<'a, E>,
+        _fp: &'a str,
+    ) -> BoxFuture<'a, Result<Produced, Error>> {
+        files_only(async move {
+            let step = archive_id(&self.file);
+            let tc = self.context(cx)?;
+            let t = cx.start(
+                &step,
+                format!(
+                    "tar -c of {} less its .dockerignore → {}",
+                    tc.root.display(),
+                    self.out.display()
+                ),
+            );
+            if let Some(p) = self.out.parent() {
+                mkdir_p(&step, p)?;
+            }
+            let (dest, mtime) = (self.out.clone(), cx.mtime());
+            let size = blocking(&step, move || {
+                write_atomic(&dest, |w| {
+                    crate::archive::write_context_archive(
+                        &tc.root,
+                        w,
+                        &ArchiveOptions { mtime },
+                        &tc.ignore,
+                        &tc.skip,
+                        &[],
+                    )?;
+                    Ok(())
+                })
+            })
+            .await?;
+            t.finish(format!("{} ({size} bytes)", self.out.display()));
+            Ok(())
+        })
+    }
+}
+
 /// Payload kind `goshim`: `$(BUILD_DIR)/<file>` = Go sources of `target` and of its
 /// dependencies, relative to `$GOPATH/src` (`goshim.tar.bz2`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -193,25 +193,39 @@ pub fn tree_context<E: Engine>(
     cx: &Cx<'_, E>,
     spec: &ImageSpec,
 ) -> Result<crate::engine::TreeContext, Error> {
+    let mut tc = source_context(cx, &format!("image/{}", spec.image))?;
+    let build = cx.build_dir();
+    tc.dockerfile = build
+        .join("image")
+        .join(&spec.image)
+        .join("Dockerfile")
+        .strip_prefix(&tc.root)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "Dockerfile.imgforge".to_string());
+    Ok(tc)
+}
+
+/// The source tree as a build context sends it: less its `.dockerignore` and imgforge's build
+/// dir (no Dockerfile member).
+///
+/// Errors: [`Error::Input`] (blaming `step`) when the tree's `.dockerignore` cannot be read or
+/// has a bad pattern.
+pub fn source_context<E: Engine>(
+    cx: &Cx<'_, E>,
+    step: &str,
+) -> Result<crate::engine::TreeContext, Error> {
     let root = cx.source();
     let ignore = crate::dockerignore::DockerIgnore::load(&root).map_err(|e| Error::Input {
-        step: format!("image/{}", spec.image),
+        step: step.to_string(),
         message: format!("cannot use {}: {e}", root.join(".dockerignore").display()),
         hint: "fix the pattern (Docker's .dockerignore syntax) or remove the file".into(),
     })?;
     let build = cx.build_dir();
-    let dockerfile = build
-        .join("image")
-        .join(&spec.image)
-        .join("Dockerfile")
-        .strip_prefix(&root)
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "Dockerfile.imgforge".to_string());
     Ok(crate::engine::TreeContext {
         root,
         ignore,
         skip: vec![build],
-        dockerfile,
+        dockerfile: String::new(),
     })
 }
 

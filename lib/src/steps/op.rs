@@ -299,6 +299,7 @@ pub fn registry<E: Engine>() -> Vec<KindEntry<E>> {
         KindEntry::of::<super::archives::Goshim>(),
         KindEntry::of::<super::gotools::Gotool>(),
         KindEntry::of::<super::archives::GotoolsArchive>(),
+        KindEntry::of::<super::archives::SourceTree>(),
         KindEntry::of::<super::chaintool::Chaintool>(),
     ]
 }

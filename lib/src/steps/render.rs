@@ -428,9 +428,10 @@ pub fn load_template<E: crate::engine::Engine>(
             let p = src.join("images").join(template).join("Dockerfile.in");
             if p.is_file() {
                 let text = read(&p)?;
-                // a tree template that needs the network cannot build here; imgforge's own does
-                // the same offline (render reports the switch; --template FILE forces any file)
-                if network_lines(&text).is_empty() || own.is_none() {
+                // a tree template that needs the network cannot build here, nor one that copies
+                // the whole repository when imgforge's own builds from a payload; imgforge's own
+                // makes the same image (render reports the switch; --template FILE forces any file)
+                if own.is_none_or(|o| replaced_because(&text, &o.text).is_empty()) {
                     return Ok((text, TemplateSource::Tree(p)));
                 }
             }
@@ -477,6 +478,45 @@ pub fn network_lines(template: &str) -> Vec<String> {
         .collect()
 }
 
+/// Lines of a template that copy the whole build context (`ADD . …`, `COPY . …`): it expects
+/// the repository root as context.
+pub fn context_root_lines(template: &str) -> Vec<String> {
+    template
+        .lines()
+        .filter(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.len() >= 3
+                && (w[0].eq_ignore_ascii_case("ADD") || w[0].eq_ignore_ascii_case("COPY"))
+                && matches!(w[1], "." | "./")
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Why the tree's template `tree` is replaced by imgforge's own `own`, one phrase per line that
+/// makes it so (empty: it is used): lines that need the network, and lines that copy the whole
+/// repository when imgforge's own template builds from a payload.
+pub fn replaced_because(tree: &str, own: &str) -> Vec<String> {
+    let mut why: Vec<String> = network_lines(tree)
+        .iter()
+        .map(|l| {
+            format!(
+                "runs `{}`, which needs network access during `docker build`",
+                l.trim()
+            )
+        })
+        .collect();
+    if context_root_lines(own).is_empty() {
+        why.extend(context_root_lines(tree).iter().map(|l| {
+            format!(
+                "copies the whole repository (`{}`), where imgforge builds the image from a payload (compiled in the baseimage, assembled reproducibly)",
+                l.trim()
+            )
+        }));
+    }
+    why
+}
+
 /// Render `$(BUILD_DIR)/image/<name>/Dockerfile` atomically; returns its path.
 pub fn render_dockerfile<E: crate::engine::Engine>(
     cx: &super::Cx<'_, E>,
@@ -495,13 +535,9 @@ pub fn render_dockerfile<E: crate::engine::Engine>(
             cx.reporter.event(&crate::event::Event::Notice {
                 step: step.clone(),
                 message: format!(
-                    "the tree's {} runs {}, which needs network access during `docker build`; using imgforge's own template, which builds the same image offline (pass --template {} to use the tree's anyway)",
+                    "the tree's {} {}; using imgforge's own template, which builds the same image offline (pass --template {} to use the tree's anyway)",
                     tree.display(),
-                    network_lines(&tree_text)
-                        .iter()
-                        .map(|l| format!("`{}`", l.trim()))
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    replaced_because(&tree_text, &text).join("; it "),
                     tree.display()
                 ),
             });
