@@ -10,6 +10,9 @@
 #   P2  no-op `imgforge peer` (everything fresh)
 #   P3  the image step alone, per image: assembled by imgforge vs --docker-build (cold: the
 #       image and the step's fingerprint removed before each run, so only the image step runs)
+#   P3b cold `imgforge peer` vs cold `make peer-docker` (Fabric's own Makefile), alternating, on
+#       a real Fabric tree only (MAKE_TREE: a second checkout of the same commit, which make
+#       may write into); needs DOCKER_BUILDKIT=0 for make's classic `docker build`
 #   P4  peak RSS while streaming a 1 GiB build context to the engine
 #   P5  one changed file under peer/: what `imgforge plan` says and which steps run
 set -euo pipefail
@@ -60,6 +63,22 @@ for name in peer orderer ccenv; do
     -n "$name: docker build" "$IMG $name --source $TREE ${extra[*]} --docker-build DOCKER_NS=$NS -q"
 done
 docker images -q "$NS/*" | sort -u | xargs -r docker rmi -f >/dev/null
+
+if [ -n "${MAKE_TREE:-}" ]; then
+  echo "== P3b: cold imgforge peer vs cold make peer-docker, alternating"
+  # make runs `go env GOARCH` on the host; without a host Go, ARCH and MARCH are given
+  MAKEVARS=(BASE_DOCKER_NS="${BASE_DOCKER_NS:-hyperledger}" DOCKER_NS=imgforge-bench-make
+    EXTRA_VERSION=bench EXECUTABLES="docker git curl" ARCH=amd64 MARCH=linux-amd64)
+  for i in 1 2 3; do
+    (cd "$MAKE_TREE" && rm -rf .build && docker images -q 'imgforge-bench-make/*' | sort -u | xargs -r docker rmi -f >/dev/null
+     s=$(date +%s.%N); DOCKER_BUILDKIT=0 make peer-docker "${MAKEVARS[@]}" >"$OUT/make-$i.log" 2>&1
+     echo "make $i: $(echo "$(date +%s.%N) - $s" | bc) s ($(grep -c 'Using cache' "$OUT/make-$i.log") cached steps)")
+    rm -rf "$BUILD"; docker images -q 'imgforge-bench/fabric-peer' | sort -u | xargs -r docker rmi -f >/dev/null
+    s=$(date +%s.%N); "$IMG" peer --source "$TREE" DOCKER_NS=imgforge-bench EXTRA_VERSION=bench >"$OUT/imgforge-$i.log" 2>&1
+    echo "imgforge $i: $(echo "$(date +%s.%N) - $s" | bc) s"
+  done
+  docker images -q 'imgforge-bench-make/*' | sort -u | xargs -r docker rmi -f >/dev/null
+fi
 
 echo "== P5: one file under peer/ changed"
 f=$(ls "$TREE"/peer/*.go | grep -v _test | head -1)
