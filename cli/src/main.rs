@@ -645,6 +645,10 @@ async fn run(
                 for (n, var) in v.iter() {
                     println!("{n:<20} {:<45} ({})", var.value, var.origin);
                 }
+                if let Some(src) = &v.source {
+                    let line = imgforge::config::fabric_line(src);
+                    println!("{:<20} {line:<45} (Makefile, go.mod)", "# Fabric line");
+                }
             }
             Ok(())
         }

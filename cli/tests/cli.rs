@@ -1988,3 +1988,41 @@ fn ccaas_package_is_deterministic_and_inspect_names_what_hand_made_ones_get_wron
         "{out}"
     );
 }
+
+#[test]
+fn a_fabric_2_tree_is_named_before_any_work() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("Makefile"),
+        "FABRIC_VER ?= 2.5.13\nBUILD_DIR ?= build\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.path().join("go.mod"),
+        "module github.com/hyperledger/fabric\n\ngo 1.24.2\n",
+    )
+    .unwrap();
+    let src = d.path().to_str().unwrap();
+    // no engine is asked: the tree is refused first
+    let o = imgforge(
+        &["peer", "--source", src],
+        &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
+    );
+    let err = text(&o).1;
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("is a Fabric 2.x (FABRIC_VER 2.5.13, go.mod: go 1.24.2) tree"),
+        "{err}"
+    );
+    assert!(err.contains("check out a 1.x tag"), "{err}");
+    assert!(!err.contains("sets no BASE_VERSION"), "{err}");
+    assert!(!d.path().join("build").exists(), "a build dir was made");
+    let o = imgforge(&["config", "--source", src], &[]);
+    assert!(
+        text(&o)
+            .0
+            .contains("# Fabric line        2.x (FABRIC_VER 2.5.13"),
+        "{}",
+        text(&o).0
+    );
+}

@@ -233,7 +233,8 @@ impl BuildVars {
             return Vec::new();
         };
         let mut notes = Vec::new();
-        if base.origin == Origin::Default {
+        // a 2.x/3.x tree has no BASE_VERSION by design (builds stop on it with their own error)
+        if base.origin == Origin::Default && fabric_line(src) == FabricLine::V1 {
             notes.push(format!(
                 "{} sets no BASE_VERSION: using imgforge's default {} (set BASE_VERSION=… to choose)",
                 src.join("Makefile").display(),
@@ -372,6 +373,65 @@ pub fn read_makefile_vars(path: &Path) -> std::io::Result<BTreeMap<String, Strin
             .or_insert_with(|| value.to_string());
     }
     Ok(out)
+}
+
+/// Which line of Fabric a source tree belongs to: imgforge builds 1.x trees; 2.x and 3.x trees
+/// build their images differently (`images/*/Dockerfile`, Go modules, `FABRIC_VER`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "line", rename_all = "snake_case")]
+pub enum FabricLine {
+    /// Fabric 1.x: the Makefile sets `BASE_VERSION`; GOPATH builds, `images/*/Dockerfile.in`.
+    V1,
+    /// Fabric 2.x or 3.x: the Makefile sets `FABRIC_VER` (and no `BASE_VERSION`), or a
+    /// `go.mod` declares module `github.com/hyperledger/fabric`.
+    V2 {
+        /// `FABRIC_VER` of the Makefile, if it has one.
+        fabric_ver: Option<String>,
+        /// The Go version `go.mod` asks for (`go 1.24.2`), if any.
+        go: Option<String>,
+    },
+}
+
+impl std::fmt::Display for FabricLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FabricLine::V1 => write!(f, "1.x"),
+            FabricLine::V2 { fabric_ver, go } => {
+                let major = fabric_ver
+                    .as_deref()
+                    .and_then(|v| v.trim_start_matches('v').split('.').next())
+                    .unwrap_or("2");
+                let facts: Vec<String> = fabric_ver
+                    .iter()
+                    .map(|v| format!("FABRIC_VER {v}"))
+                    .chain(go.iter().map(|g| format!("go.mod: go {g}")))
+                    .collect();
+                if facts.is_empty() {
+                    write!(f, "{major}.x")
+                } else {
+                    write!(f, "{major}.x ({})", facts.join(", "))
+                }
+            }
+        }
+    }
+}
+
+/// The line of the tree at `src` (see [`FabricLine`]): read from its Makefile and `go.mod`.
+pub fn fabric_line(src: &Path) -> FabricLine {
+    let make = read_makefile_vars(&src.join("Makefile")).unwrap_or_default();
+    let gomod = std::fs::read_to_string(src.join("go.mod")).unwrap_or_default();
+    let module = gomod
+        .lines()
+        .any(|l| l.trim() == "module github.com/hyperledger/fabric");
+    let go = gomod
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("go ").map(|v| v.trim().to_string()));
+    let fabric_ver = make.get("FABRIC_VER").cloned();
+    if !make.contains_key("BASE_VERSION") && (fabric_ver.is_some() || module) {
+        FabricLine::V2 { fabric_ver, go }
+    } else {
+        FabricLine::V1
+    }
 }
 
 /// `git rev-parse --short HEAD` in `dir`, or `None` when `dir` is not in a git work tree or git
@@ -895,5 +955,61 @@ mod tests {
         assert!(default_dynamic_link("1.4.12"));
         assert_eq!(go_arch("x86_64"), "amd64");
         assert_eq!(go_arch("aarch64"), "arm64");
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::*;
+
+    #[test]
+    fn a_tree_tells_its_line() {
+        let d = tempfile::tempdir().unwrap();
+        let at = |files: &[(&str, &str)]| {
+            for f in ["Makefile", "go.mod"] {
+                let _ = std::fs::remove_file(d.path().join(f));
+            }
+            for (f, t) in files {
+                std::fs::write(d.path().join(f), t).unwrap();
+            }
+            fabric_line(d.path())
+        };
+        assert_eq!(
+            at(&[("Makefile", "BASE_VERSION = 1.4.12\n")]),
+            FabricLine::V1
+        );
+        assert_eq!(
+            at(&[]),
+            FabricLine::V1,
+            "no Makefile: imgforge's defaults (1.4)"
+        );
+        let v25 = at(&[
+            ("Makefile", "FABRIC_VER ?= 2.5.13\nBUILD_DIR ?= build\n"),
+            (
+                "go.mod",
+                "module github.com/hyperledger/fabric\n\ngo 1.24.2\n",
+            ),
+        ]);
+        assert_eq!(
+            v25,
+            FabricLine::V2 {
+                fabric_ver: Some("2.5.13".into()),
+                go: Some("1.24.2".into())
+            }
+        );
+        assert_eq!(
+            v25.to_string(),
+            "2.x (FABRIC_VER 2.5.13, go.mod: go 1.24.2)"
+        );
+        let v3 = at(&[("Makefile", "FABRIC_VER ?= 3.1.0\n")]);
+        assert_eq!(v3.to_string(), "3.x (FABRIC_VER 3.1.0)");
+        // a 1.4 tree with a go.mod of its own (a fork) stays 1.x
+        assert_eq!(
+            at(&[
+                ("Makefile", "BASE_VERSION = 1.4.12\n"),
+                ("go.mod", "module github.com/hyperledger/fabric\n")
+            ]),
+            FabricLine::V1
+        );
     }
 }
