@@ -323,7 +323,8 @@ pub enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
-    /// Chaincode images and containers made by Fabric 1.4 peers.
+    /// Chaincode: the images and containers Fabric 1.4 peers make (ls, clean) and Fabric 2.5+
+    /// chaincode-as-a-service packages (package).
     Chaincode {
         /// What to do.
         #[command(subcommand)]
@@ -401,9 +402,6 @@ pub enum ChaincodeCommand {
         /// sampleconfig core.yaml).
         #[arg(long = "network-id", value_name = "ID")]
         network_ids: Vec<String>,
-        /// One JSON object per line instead of a table.
-        #[arg(long)]
-        json: bool,
     },
     /// Write a chaincode-as-a-service package for `peer lifecycle chaincode install`
     /// (metadata.json + code.tar.gz with connection.json; deterministic bytes), or read one.

@@ -353,9 +353,9 @@ async fn run(
                 ChaincodeCommand::Ls {
                     peer_ids,
                     network_ids,
-                    json,
                 },
         } => {
+            let json = &globals.json;
             use imgforge::chaincode::names::{Hints, DEFAULT_NETWORK_ID};
             let networks = if network_ids.is_empty() {
                 vec![DEFAULT_NETWORK_ID.to_string()]
