@@ -38,11 +38,96 @@ use std::path::PathBuf;
 /// kind = "binary"
 /// package = "peer"     # relative to github.com/hyperledger/fabric
 /// ```
+///
+/// A program the Makefile builds with a `GO_LDFLAGS` of its own (a target-specific variable:
+/// `configtxgen: GO_LDFLAGS=-X $(pkgmap.$(@F))/metadata.CommitSHA=$(EXTRA_VERSION)` in
+/// release-1.4) says so with `ldflags`, where `{PKG}` is the program's import path and
+/// `{VAR}` a build variable:
+///
+/// ```toml
+/// ldflags = "-X {PKG}/metadata.CommitSHA={EXTRA_VERSION}"
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Binary {
     /// Import path relative to `github.com/hyperledger/fabric`.
     pub package: String,
+    /// `GO_LDFLAGS` in place of the Makefile's metadata flags (`{PKG}`, `{VAR}` expanded).
+    #[serde(default)]
+    pub ldflags: Option<String>,
+}
+
+/// What a `binary` entry compiles: the package, and its own `GO_LDFLAGS` template if the
+/// Makefile gives it one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Program {
+    /// Import path relative to `PKGNAME`.
+    pub package: String,
+    /// [`Binary::ldflags`].
+    pub ldflags: Option<String>,
+}
+
+impl Program {
+    /// A program with the Makefile's metadata flags.
+    pub fn new(package: &str) -> Program {
+        Program {
+            package: package.to_string(),
+            ldflags: None,
+        }
+    }
+
+    /// `GO_LDFLAGS` of this program: [`BuildVars::go_ldflags`], or its own template with `{PKG}`
+    /// (`$(PKGNAME)/<package>`) and `{VAR}`s replaced — reading only the variables it names.
+    pub fn go_ldflags(&self, vars: &BuildVars) -> String {
+        let Some(t) = &self.ldflags else {
+            return vars.go_ldflags();
+        };
+        let mut out = String::new();
+        let mut rest = t.as_str();
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let Some(close) = rest[open..].find('}') else {
+                break;
+            };
+            let name = &rest[open + 1..open + close];
+            if name == "PKG" {
+                out.push_str(&format!("{PKGNAME}/{}", self.package));
+            } else {
+                out.push_str(vars.get(name));
+            }
+            rest = &rest[open + close + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// [`Program::go_ldflags`] plus the static-link flags of `docker-env.mk` when
+    /// `DOCKER_DYNAMIC_LINK=false`, as [`BuildVars::docker_go_ldflags`].
+    pub fn docker_go_ldflags(&self, vars: &BuildVars) -> String {
+        let mut flags = self.go_ldflags(vars);
+        if !vars.dynamic_link() {
+            flags.push_str(" -linkmode external -extldflags '-static -lpthread'");
+        }
+        flags
+    }
+}
+
+/// The `{NAME}`s of an `ldflags` template that are neither `PKG` nor a build variable.
+fn unknown_placeholders(t: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = t;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            out.push(rest[open..].to_string());
+            break;
+        };
+        let name = &rest[open + 1..open + close];
+        if name != "PKG" && !crate::config::VAR_NAMES.contains(&name) {
+            out.push(format!("{{{name}}}"));
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out
 }
 
 impl PayloadKind for Binary {
@@ -51,9 +136,27 @@ impl PayloadKind for Binary {
     fn plan<E: Engine>(self, file: &str, p: &mut Planner<'_, '_, E>) -> Result<PayloadFile, Error> {
         let native = p.cx.options.native;
         let dir = if native { "bin" } else { "docker/bin" };
+        if let Some(bad) = self
+            .ldflags
+            .as_deref()
+            .map(unknown_placeholders)
+            .filter(|b| !b.is_empty())
+        {
+            return Err(Error::Input {
+                step: "spec".into(),
+                message: format!(
+                    "payload file {file}: ldflags uses {}, which is neither {{PKG}} nor a build variable",
+                    bad.join(", ")
+                ),
+                hint: format!("use {{PKG}} or one of {{{}}}", crate::config::VAR_NAMES.join("}, {")),
+            });
+        }
         let op = Compile {
             file: file.to_string(),
-            package: self.package,
+            program: Program {
+                package: self.package,
+                ldflags: self.ldflags,
+            },
             native,
             out: p.cx.build_dir().join(dir).join(file),
         };
@@ -71,8 +174,8 @@ impl PayloadKind for Binary {
 pub struct Compile {
     /// Binary name.
     pub file: String,
-    /// Package relative to `PKGNAME`.
-    pub package: String,
+    /// What is compiled.
+    pub program: Program,
     /// Compile with the host's `go`.
     pub native: bool,
     /// Where the binary lands.
@@ -93,13 +196,19 @@ impl<E: Engine> Op<E> for Compile {
             Input::GoSources,
             Input::Value {
                 name: "step:package".into(),
-                value: self.package.clone(),
+                value: self.program.package.clone(),
             },
         ];
+        if let Some(t) = &self.program.ldflags {
+            inputs.push(Input::Value {
+                name: "step:ldflags".into(),
+                value: t.clone(),
+            });
+        }
         // the variables the command is made of, read by the very function that makes it
         if self.native {
             inputs.extend(Input::vars_read_by(cx.vars, |v| {
-                native_args(v, &self.package)
+                native_args(v, &self.program)
             }));
             // the host toolchain is an input of a native build
             inputs.push(Input::HostCommand {
@@ -108,7 +217,7 @@ impl<E: Engine> Op<E> for Compile {
                 args: vec!["version".into()],
             });
         } else {
-            inputs.extend(Input::vars_read_by(cx.vars, |v| command(v, &self.package)));
+            inputs.extend(Input::vars_read_by(cx.vars, |v| command(v, &self.program)));
             inputs.push(Input::BaseImage("baseimage".into()));
         }
         Ok(inputs)
@@ -119,35 +228,35 @@ impl<E: Engine> Op<E> for Compile {
         cx: &'a Cx<'a, E>,
         _fp: &'a str,
     ) -> BoxFuture<'a, Result<Produced, Error>> {
-        files_only(compile(cx, &self.file, &self.package))
+        files_only(compile(cx, &self.file, &self.program))
     }
 }
 
 /// The command run in the baseimage: `go install -tags "$(GO_TAGS)" -ldflags
 /// "$(DOCKER_GO_LDFLAGS)" $(PKGNAME)/<package>`, as Fabric release-1.4 Makefile rule
 /// `$(BUILD_DIR)/docker/bin/%`.
-pub fn command(vars: &BuildVars, package: &str) -> Vec<String> {
+pub fn command(vars: &BuildVars, program: &Program) -> Vec<String> {
     vec![
         "go".to_string(),
         "install".to_string(),
         "-tags".to_string(),
         vars.get("GO_TAGS").to_string(),
         "-ldflags".to_string(),
-        vars.docker_go_ldflags(),
-        format!("{PKGNAME}/{package}"),
+        program.docker_go_ldflags(vars),
+        format!("{PKGNAME}/{}", program.package),
     ]
 }
 
 /// Arguments of the host `go` for `--native`: `make peer` (the native path) uses `GO_LDFLAGS`,
 /// without the static-link flags.
-pub fn native_args(vars: &BuildVars, package: &str) -> Vec<String> {
+pub fn native_args(vars: &BuildVars, program: &Program) -> Vec<String> {
     vec![
         "install".to_string(),
         "-tags".to_string(),
         vars.get("GO_TAGS").to_string(),
         "-ldflags".to_string(),
-        vars.go_ldflags(),
-        format!("{PKGNAME}/{package}"),
+        program.go_ldflags(vars),
+        format!("{PKGNAME}/{}", program.package),
     ]
 }
 
@@ -212,10 +321,10 @@ pub fn go_env<E: Engine>(cx: &Cx<'_, E>) -> Vec<String> {
 pub async fn compile<E: Engine>(
     cx: &Cx<'_, E>,
     name: &str,
-    package: &str,
+    program: &Program,
 ) -> Result<PathBuf, Error> {
     if cx.options.native {
-        return compile_native(cx, name, package).await;
+        return compile_native(cx, name, program).await;
     }
     let step = format!("compile/{name}");
     let image = cx.require_base(&step, "baseimage").await?;
@@ -226,7 +335,7 @@ pub async fn compile<E: Engine>(
     for d in [&bin, &pkg, &cache] {
         mkdir_p(&step, d)?;
     }
-    let cmd = command(cx.vars, package);
+    let cmd = command(cx.vars, program);
     let spec = RunSpec {
         step: step.clone(),
         image: image.clone(),
@@ -261,8 +370,9 @@ pub async fn compile<E: Engine>(
 async fn compile_native<E: Engine>(
     cx: &Cx<'_, E>,
     name: &str,
-    package: &str,
+    program: &Program,
 ) -> Result<PathBuf, Error> {
+    let package = &program.package;
     let step = format!("compile/{name}");
     let src = cx.source();
     let gopath = src
@@ -282,7 +392,7 @@ async fn compile_native<E: Engine>(
         .to_path_buf();
     let bin = cx.build_dir().join("bin");
     mkdir_p(&step, &bin)?;
-    let args = native_args(cx.vars, package);
+    let args = native_args(cx.vars, program);
     let t = cx.start(
         &step,
         format!(
@@ -339,4 +449,42 @@ async fn compile_native<E: Engine>(
     let path = bin.join(name);
     t.finish(path.display().to_string());
     Ok(path)
+}
+
+#[cfg(test)]
+mod program_tests {
+    use super::*;
+
+    #[test]
+    fn a_program_with_its_own_ldflags_reads_only_what_it_names() {
+        let mut i = crate::config::VarInputs::default();
+        i.flags.insert("EXTRA_VERSION".into(), "abc".into());
+        i.flags.insert("ARCH".into(), "amd64".into());
+        let v = crate::config::resolve(None, &i).unwrap();
+        let tool = Program {
+            package: "common/tools/configtxgen".into(),
+            ldflags: Some("-X {PKG}/metadata.CommitSHA={EXTRA_VERSION}".into()),
+        };
+        assert_eq!(
+            tool.go_ldflags(&v),
+            "-X github.com/hyperledger/fabric/common/tools/configtxgen/metadata.CommitSHA=abc"
+        );
+        // the fingerprint declares exactly the variables the command reads
+        let vars: Vec<String> = Input::vars_read_by(&v, |v| command(v, &tool))
+            .into_iter()
+            .map(|i| match i {
+                Input::Var(n) => n,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(vars, ["DOCKER_DYNAMIC_LINK", "EXTRA_VERSION", "GO_TAGS"]);
+        assert!(Program::new("peer")
+            .go_ldflags(&v)
+            .contains("common/metadata.Version=1.4.12"));
+        assert_eq!(
+            unknown_placeholders("-X {PKG}/a={EXTRA_VERSION} {NOPE}"),
+            ["{NOPE}"]
+        );
+        assert!(unknown_placeholders("-X {PKG}/a={PROJECT_VERSION}").is_empty());
+    }
 }

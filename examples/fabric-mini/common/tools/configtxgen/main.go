@@ -4,7 +4,9 @@ package main
 import (
 	"fmt"
 
-	"github.com/hyperledger/fabric/common/metadata"
+	"github.com/hyperledger/fabric/common/tools/configtxgen/metadata"
 )
 
-func main() { fmt.Printf("configtxgen (imgforge fixture) %s\n", metadata.Version) }
+func main() {
+	fmt.Printf("configtxgen (imgforge fixture) %s commit %s\n", metadata.Version, metadata.CommitSHA)
+}
