@@ -97,3 +97,6 @@ printf 'FROM scratch\nCOPY big /big\n' > "$CTX/Dockerfile"
 grep -E "Maximum resident|Elapsed" "$OUT/p4.time"
 docker rmi -f imgforge-bench/context:1g >/dev/null
 rm -rf "$CTX"
+
+# the images this script built (its own namespaces only)
+docker images -q 'imgforge-bench/*' | sort -u | xargs -r docker rmi -f >/dev/null
