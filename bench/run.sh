@@ -19,6 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -q --bin imgforge --examples
 IMG=$PWD/target/release/imgforge
+# every image this script builds goes into its own namespace (removed at the end)
+export DOCKER_NS=imgforge-bench
 OUT=${BENCH_OUT:-$(mktemp -d)}
 mkdir -p "$OUT"; echo "results in $OUT"
 
