@@ -769,3 +769,139 @@ async fn assembled_images_have_the_same_id_from_two_clean_copies_and_run_as_befo
     let version = docker_run(&peer, &["peer", "version"]);
     assert!(version.contains("Version: 1.4.12"), "{version}");
 }
+
+/// A Go chaincode's code package as `peer chaincode package` makes it for a chaincode that
+/// imports only the shim: `src/<path>/main.go` in a gzipped tar.
+fn code_package(path: &str, main_go: &str) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut b = tar::Builder::new(gz);
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o100644);
+    h.set_size(main_go.len() as u64);
+    b.append_data(&mut h, format!("src/{path}/main.go"), main_go.as_bytes())
+        .unwrap();
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chaincode_image_is_built_once_as_the_peer_would_and_named_for_each_peer() {
+    use imgforge::chaincode::build::{
+        build, read_package, ChaincodeIdProto, ChaincodeSpecProto, DeploymentSpec,
+    };
+    use imgforge::chaincode::names::{image_name, ChaincodeId, Hints, PeerIdentity};
+    use prost::Message;
+    let Some((engine, _serial)) = docker_test("chaincode build e2e").await else {
+        return;
+    };
+    // the builder the peer asks for: this tree's ccenv
+    let tree = FixtureTree::new(|_| {});
+    let vars = tree.vars(&[]);
+    let tools = tempfile::tempdir().unwrap();
+    let opts = BuildOptions {
+        chaintool: Some(fake_chaintool(tools.path())),
+        ..Default::default()
+    };
+    let (rec, cancel) = (Recorder::default(), CancellationToken::new());
+    let cx = Cx {
+        vars: &vars,
+        options: &opts,
+        engine: &engine,
+        reporter: &rec,
+        cancel: &cancel,
+    };
+    pipeline::build(&cx, &spec::image_spec("ccenv").unwrap())
+        .await
+        .unwrap();
+    // the package file `peer chaincode package` writes
+    // `net` as every real chaincode imports it (through grpc): with the peer's static external
+    // link, a program without cgo in its imports links no runtime/cgo and traps at start
+    let main_go = "package main\n\nimport (\n\t\"fmt\"\n\t\"net\"\n\n\t\"github.com/hyperledger/fabric/core/chaincode/shim\"\n)\n\nfunc main() { fmt.Println(shim.Banner(\"mycc\"), net.JoinHostPort(\"peer\", \"7052\")) }\n";
+    let cds = DeploymentSpec {
+        chaincode_spec: Some(ChaincodeSpecProto {
+            r#type: 1,
+            chaincode_id: Some(ChaincodeIdProto {
+                path: "example.com/mycc".into(),
+                name: "mycc".into(),
+                version: "1.0".into(),
+            }),
+        }),
+        code_package: code_package("example.com/mycc", main_go),
+    };
+    let pkg = read_package(std::path::Path::new("mycc.cds"), &cds.encode_to_vec()).unwrap();
+    // two peers of this run only
+    let pid = std::process::id();
+    let peers = [
+        PeerIdentity::new("dev", format!("peer0.cc{pid}.test")),
+        PeerIdentity::new("dev", format!("peer1.cc{pid}.test")),
+    ];
+    let rec = Recorder::default();
+    let cx = Cx {
+        reporter: &rec,
+        ..cx
+    };
+    let built = build(&cx, &pkg, &peers, &|_| None).await.unwrap();
+    assert!(!built.reused);
+    let want: Vec<String> = peers
+        .iter()
+        .map(|p| {
+            let id = ChaincodeId::new(&p.network_id, &p.peer_id, "mycc", "1.0");
+            format!("{}:latest", image_name(&id).unwrap())
+        })
+        .collect();
+    assert_eq!(built.references, want);
+    for r in &want {
+        assert_eq!(
+            engine.inspect_image(r).await.unwrap().unwrap().id,
+            built.id,
+            "{r}"
+        );
+    }
+    // what the peer's own build makes: the binary in /usr/local/bin, the labels and ENV of
+    // platforms.go GenerateDockerfile
+    let out = docker_run(&want[0], &["chaincode"]);
+    assert!(
+        out.contains("Hello, mycc!") && out.contains("peer:7052"),
+        "{out}"
+    );
+    let image = &want[0];
+    assert_eq!(
+        inspect(image, "{{index .Config.Labels \"org.hyperledger.fabric.chaincode.id.name\"}} {{index .Config.Labels \"org.hyperledger.fabric.chaincode.id.version\"}} {{index .Config.Labels \"org.hyperledger.fabric.chaincode.type\"}} {{index .Config.Labels \"org.hyperledger.fabric.version\"}}"),
+        "mycc 1.0 GOLANG 1.4.12"
+    );
+    assert!(inspect(image, "{{json .Config.Env}}").contains("CORE_CHAINCODE_BUILDLEVEL=1.4.12"));
+    // statically linked, as the peer links it by default
+    let file = docker_run(
+        image,
+        &["sh", "-c", "ldd /usr/local/bin/chaincode 2>&1 || true"],
+    );
+    assert!(file.contains("not a dynamic executable"), "{file}");
+    // once: the second run starts no container and gives the same image
+    let rec2 = Recorder::default();
+    let cx2 = Cx {
+        reporter: &rec2,
+        ..cx
+    };
+    let again = build(&cx2, &pkg, &peers, &|_| None).await.unwrap();
+    assert!(again.reused);
+    assert_eq!(again.id, built.id);
+    assert!(
+        !rec2
+            .events()
+            .iter()
+            .any(|e| matches!(e, Event::StepStarted { .. })),
+        "{:?}",
+        rec2.events()
+    );
+    // and `chaincode clean` of these peers removes them
+    let filter = imgforge::chaincode::CleanFilter {
+        hints: Hints::none().peers(&["dev"], &[&peers[0].peer_id, &peers[1].peer_id]),
+        ..Default::default()
+    };
+    let removed = imgforge::chaincode::clean(&engine, &filter, false)
+        .await
+        .unwrap();
+    assert_eq!(removed.len(), 2, "{removed:?}");
+    for r in &want {
+        assert!(engine.inspect_image(r).await.unwrap().is_none(), "{r}");
+    }
+}

@@ -403,6 +403,28 @@ pub enum ChaincodeCommand {
         #[arg(long = "network-id", value_name = "ID")]
         network_ids: Vec<String>,
     },
+    /// Build the chaincode image a Fabric 1.4 peer would build at instantiate, from the file
+    /// `peer chaincode package` writes, once, and name it for each peer (so the peers build
+    /// nothing): builder $DOCKER_NS/fabric-ccenv:$TWO_DIGIT_VERSION, runtime
+    /// $BASE_DOCKER_NS/fabric-baseos:$BASE_DOCKER_TAG, or CORE_CHAINCODE_BUILDER /
+    /// CORE_CHAINCODE_GOLANG_RUNTIME / CORE_CHAINCODE_GOLANG_DYNAMICLINK as for the peer.
+    Build {
+        /// The package file (`peer chaincode package -n NAME -v VERSION -p PATH FILE`).
+        #[arg(long, value_name = "FILE")]
+        package: PathBuf,
+        /// Each peer's CORE_PEER_ID (repeatable): one name per peer.
+        #[arg(long = "peer-id", value_name = "ID", required = true)]
+        peer_ids: Vec<String>,
+        /// The peers' CORE_PEER_NETWORKID (repeatable; default `dev`).
+        #[arg(long = "network-id", value_name = "ID")]
+        network_ids: Vec<String>,
+        /// Variables of the peer (DOCKER_NS, BASE_DOCKER_NS, versions …) and the build dir.
+        #[command(flatten)]
+        vars: VarFlags,
+        /// NAME=VALUE assignments.
+        #[arg(value_name = "NAME=VALUE")]
+        assignments: Vec<String>,
+    },
     /// Write a chaincode-as-a-service package for `peer lifecycle chaincode install`
     /// (metadata.json + code.tar.gz with connection.json; deterministic bytes), or read one.
     Package {

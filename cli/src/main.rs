@@ -606,6 +606,54 @@ async fn run(
             println!("{id}");
             Ok(())
         }
+        Command::Chaincode {
+            command:
+                ChaincodeCommand::Build {
+                    package,
+                    peer_ids,
+                    network_ids,
+                    vars,
+                    assignments,
+                },
+        } => {
+            use imgforge::chaincode::names::{PeerIdentity, DEFAULT_NETWORK_ID};
+            let bytes = std::fs::read(package)
+                .map_err(|e| Error::io("chaincode build", "read", package, e))?;
+            let pkg = imgforge::chaincode::build::read_package(package, &bytes)?;
+            let networks = if network_ids.is_empty() {
+                vec![DEFAULT_NETWORK_ID.to_string()]
+            } else {
+                network_ids.clone()
+            };
+            let peers: Vec<PeerIdentity> = networks
+                .iter()
+                .flat_map(|n| peer_ids.iter().map(move |p| PeerIdentity::new(n, p)))
+                .collect();
+            let v = vars_for(vars, assignments, vars.source.join("Makefile").is_file())?;
+            let docker = engine
+                .get()
+                .await
+                .map_err(|e| Error::engine("chaincode build", e))?;
+            let opts = BuildOptions::default();
+            let cx = imgforge::Cx {
+                vars: &v,
+                options: &opts,
+                engine: docker,
+                reporter,
+                cancel,
+            };
+            let built =
+                imgforge::chaincode::build::build(&cx, &pkg, &peers, &|k| std::env::var(k).ok())
+                    .await?;
+            for r in &built.references {
+                reporter.line(&format!(
+                    "{:>12} {r} ({})",
+                    if built.reused { "Fresh" } else { "Built" },
+                    built.id
+                ));
+            }
+            Ok(())
+        }
         Command::List { vars, assignments } => {
             let v = vars_for(vars, assignments, true)?;
             for n in catalog.image_names() {

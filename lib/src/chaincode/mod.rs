@@ -6,6 +6,7 @@
 //! scheme (`core/container/dockercontroller/dockercontroller.go`) and verifies a name against
 //! it, so that tools which list or remove them only ever touch what the peer created.
 
+pub mod build;
 pub mod ccaas;
 pub mod inventory;
 pub mod names;

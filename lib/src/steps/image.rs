@@ -326,9 +326,14 @@ pub async fn image<E: Engine>(
     Ok((id, refs))
 }
 
-/// Assemble the image of `recipe` ([`crate::assemble`]) and load it: `Ok(Err(reason))` when
-/// a detail of it is left to `docker build`.
-async fn assemble_image<E: Engine>(
+/// Assemble the image of `recipe` ([`crate::assemble`]) with the build context `context_dir`
+/// and `labels`, and load it: its image ID, or `Ok(Err(reason))` when a detail of it is left to
+/// `docker build`.
+///
+/// # Errors
+///
+/// The engine's, and I/O errors in the build dir.
+pub async fn assemble_image<E: Engine>(
     cx: &Cx<'_, E>,
     step: &str,
     recipe: &crate::assemble::Recipe,
