@@ -4,7 +4,10 @@
 //! from it, named after the peer's network id, peer id and the chaincode. Those containers and
 //! images are left behind when the peer goes away. [`names`] reproduces the peer's naming
 //! scheme (`core/container/dockercontroller/dockercontroller.go`) and verifies a name against
-//! it, so that tools which list or remove them only ever touch what the peer created.
+//! it, so that tools which list or remove them only ever touch what the peer created
+//! ([`inventory`]: `imgforge chaincode ls` / `clean`). [`build`] makes such an image before the
+//! peer does, from the package the peer gets (`imgforge chaincode build`), and [`ccaas`] writes
+//! and reads the packages of Fabric 2.5+ chaincode-as-a-service (`imgforge chaincode package`).
 
 pub mod build;
 pub mod ccaas;
