@@ -5,7 +5,7 @@
 //! images are left behind when the peer goes away. [`names`] reproduces the peer's naming
 //! scheme (`core/container/dockercontroller/dockercontroller.go`) and verifies a name against
 //! it, so that tools which list or remove them only ever touch what the peer created
-//! ([`inventory`]: `imgforge chaincode ls` / `clean`). [`build`] makes such an image before the
+//! ([`mod@inventory`]: `imgforge chaincode ls` / `clean`). [`build`] makes such an image before the
 //! peer does, from the package the peer gets (`imgforge chaincode build`), and [`ccaas`] writes
 //! and reads the packages of Fabric 2.5+ chaincode-as-a-service (`imgforge chaincode package`).
 
