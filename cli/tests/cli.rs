@@ -2031,3 +2031,138 @@ fn a_fabric_2_tree_is_named_before_any_work() {
         text(&o).0
     );
 }
+
+/// Protobuf, length-delimited field `tag` holding `b` (wire type 2), written by hand: the test's
+/// package file does not come from the code that reads it.
+fn pb_bytes(tag: u8, b: &[u8]) -> Vec<u8> {
+    let mut out = vec![(tag << 3) | 2];
+    let mut n = b.len();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        out.push(if n > 0 { byte | 0x80 } else { byte });
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(b);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaincode_build_makes_the_peers_image_once_from_a_package_file() {
+    let Some((engine, _serial)) = imgforge_tests::docker_test("chaincode build").await else {
+        return;
+    };
+    let t = FixtureTree::new(|_| {});
+    let src = t.root.to_str().unwrap();
+    let ns = "imgforgetestccb";
+    let (dns, bns) = (
+        format!("DOCKER_NS={ns}"),
+        format!("BASE_DOCKER_NS={}", imgforge_tests::TEST_NS),
+    );
+    // the builder the peer asks for: $DOCKER_NS/fabric-ccenv:$TWO_DIGIT_VERSION
+    let chaintool = t.tmp.path().join("chaintool");
+    std::fs::write(&chaintool, "#!/bin/sh\necho chaintool\n").unwrap();
+    let o = imgforge(
+        &[
+            "ccenv",
+            "--source",
+            src,
+            "--chaintool",
+            chaintool.to_str().unwrap(),
+            &dns,
+            &bns,
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    // the package file, as `peer chaincode package` writes it: a ChaincodeDeploymentSpec
+    // whose code package is a gzipped tar of src/<path>/…, made here with GNU tar
+    let code = t.tmp.path().join("code");
+    std::fs::create_dir_all(code.join("src/example.com/ccb")).unwrap();
+    std::fs::write(
+        code.join("src/example.com/ccb/main.go"),
+        "package main\n\nimport (\n\t\"fmt\"\n\t\"net\"\n\n\t\"github.com/hyperledger/fabric/core/chaincode/shim\"\n)\n\nfunc main() { fmt.Println(shim.Banner(\"ccb\"), net.JoinHostPort(\"p\", \"1\")) }\n",
+    )
+    .unwrap();
+    imgforge_tests::sh(
+        Command::new("tar")
+            .args(["czf", "code.tar.gz", "src"])
+            .current_dir(&code),
+    );
+    let gz = std::fs::read(code.join("code.tar.gz")).unwrap();
+    let id = [
+        pb_bytes(1, b"example.com/ccb"),
+        pb_bytes(2, b"ccb"),
+        pb_bytes(3, b"2.0"),
+    ]
+    .concat();
+    let spec = [vec![0x08, 1], pb_bytes(2, &id)].concat();
+    let cds = [pb_bytes(1, &spec), pb_bytes(3, &gz)].concat();
+    let file = t.tmp.path().join("ccb.cds");
+    std::fs::write(&file, cds).unwrap();
+    let pid = std::process::id();
+    let (p0, p1) = (
+        format!("peer0.ccb{pid}.test"),
+        format!("peer1.ccb{pid}.test"),
+    );
+    let build = || {
+        imgforge(
+            &[
+                "chaincode",
+                "build",
+                "--package",
+                file.to_str().unwrap(),
+                "--peer-id",
+                &p0,
+                "--peer-id",
+                &p1,
+                "--source",
+                src,
+                &dns,
+                &bns,
+            ],
+            &[],
+        )
+    };
+    let o = build();
+    let err = text(&o).1;
+    let refs: Vec<String> = err
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Built "))
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect();
+    let again = build();
+    let err2 = text(&again).1;
+    let run = refs
+        .first()
+        .map(|r| imgforge_tests::docker_run(r, &["chaincode"]))
+        .unwrap_or_default();
+    // clean up before asserting: the chaincode images, then this namespace's ccenv
+    let cleaned = imgforge(
+        &["chaincode", "clean", "--peer-id", &p0, "--peer-id", &p1],
+        &[],
+    );
+    clean_images(src, ns);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(refs.len(), 2, "{err}");
+    assert!(refs[0].starts_with(&format!("dev-{p0}-ccb-2.0-")), "{err}");
+    assert!(refs[1].starts_with(&format!("dev-{p1}-ccb-2.0-")), "{err}");
+    assert!(run.contains("Hello, ccb!"), "{run}");
+    assert!(again.status.success(), "{err2}");
+    assert_eq!(
+        err2.matches("Fresh dev-").count(),
+        2,
+        "the second run built again: {err2}"
+    );
+    assert!(!err2.contains("Running chaincode/"), "{err2}");
+    assert!(
+        text(&cleaned).1.contains("Removed image"),
+        "{}",
+        text(&cleaned).1
+    );
+    for r in &refs {
+        assert!(engine_lookup(&engine, r).await.is_none(), "{r} left");
+    }
+}
