@@ -57,6 +57,11 @@ pub fn base_tag() -> String {
     format!("{}-0.4.22", arch())
 }
 
+/// The test base image `name` (`baseos`, `baseimage`): `imgforgetest/fabric-<name>:<base_tag>`.
+pub fn test_base(name: &str) -> String {
+    format!("{TEST_NS}/fabric-{name}:{}", base_tag())
+}
+
 /// Copy a directory recursively (files and directories only).
 pub fn copy_dir(from: &Path, to: &Path) {
     for e in walkdir_sorted(from) {

@@ -61,6 +61,30 @@ fn notice_defaults(reporter: &CliReporter, v: &BuildVars) {
     }
 }
 
+/// The image references of `save`/`push` arguments: NAME=VALUE with a variable name are
+/// assignments, the rest image names of the specs (all their tags) or references.
+fn image_references(
+    catalog: &Catalog,
+    vars: &VarFlags,
+    args: &[String],
+) -> Result<Vec<String>, Error> {
+    let (assignments, names): (Vec<String>, Vec<String>) = args.iter().cloned().partition(|a| {
+        a.split_once('=')
+            .is_some_and(|(k, _)| imgforge::config::VAR_NAMES.contains(&k))
+    });
+    let v = vars_for(vars, &assignments, vars.source.join("Makefile").is_file())?;
+    Ok(imgforge::distribute::references(catalog, &v, &names))
+}
+
+/// `--network-id`s as given, else the peer's default (`dev`, Fabric's sampleconfig core.yaml).
+fn network_ids_or_dev(given: &[String]) -> Vec<String> {
+    if given.is_empty() {
+        vec![imgforge::chaincode::names::DEFAULT_NETWORK_ID.to_string()]
+    } else {
+        given.to_vec()
+    }
+}
+
 fn options(b: &BuildFlags) -> Result<BuildOptions, Error> {
     Ok(BuildOptions {
         template: b.template.clone(),
@@ -356,12 +380,8 @@ async fn run(
                 },
         } => {
             let json = &globals.json;
-            use imgforge::chaincode::names::{Hints, DEFAULT_NETWORK_ID};
-            let networks = if network_ids.is_empty() {
-                vec![DEFAULT_NETWORK_ID.to_string()]
-            } else {
-                network_ids.clone()
-            };
+            use imgforge::chaincode::names::Hints;
+            let networks = network_ids_or_dev(network_ids);
             let hints = Hints::none().peers(&networks, peer_ids);
             let docker = engine
                 .get()
@@ -428,13 +448,9 @@ async fn run(
                     dry_run,
                 },
         } => {
-            use imgforge::chaincode::names::{Hints, DEFAULT_NETWORK_ID};
+            use imgforge::chaincode::names::Hints;
             use imgforge::chaincode::{CleanFilter, Removed};
-            let networks = if network_ids.is_empty() {
-                vec![DEFAULT_NETWORK_ID.to_string()]
-            } else {
-                network_ids.clone()
-            };
+            let networks = network_ids_or_dev(network_ids);
             let filter = CleanFilter {
                 hints: Hints::none().peers(&networks, peer_ids),
                 name: name.clone(),
@@ -467,14 +483,7 @@ async fn run(
             Ok(())
         }
         Command::Save { args, output, vars } => {
-            // NAME=VALUE with a variable name are assignments; the rest are images
-            let (assignments, names): (Vec<String>, Vec<String>) =
-                args.iter().cloned().partition(|a| {
-                    a.split_once('=')
-                        .is_some_and(|(k, _)| imgforge::config::VAR_NAMES.contains(&k))
-                });
-            let v = vars_for(vars, &assignments, vars.source.join("Makefile").is_file())?;
-            let references = imgforge::distribute::references(catalog, &v, &names);
+            let references = image_references(catalog, vars, args)?;
             let docker = engine.get().await.map_err(|e| Error::engine("save", e))?;
             let n = imgforge::distribute::save(docker, &references, output).await?;
             reporter.line(&format!(
@@ -491,13 +500,7 @@ async fn run(
             registry,
             vars,
         } => {
-            let (assignments, names): (Vec<String>, Vec<String>) =
-                args.iter().cloned().partition(|a| {
-                    a.split_once('=')
-                        .is_some_and(|(k, _)| imgforge::config::VAR_NAMES.contains(&k))
-                });
-            let v = vars_for(vars, &assignments, vars.source.join("Makefile").is_file())?;
-            let references = imgforge::distribute::references(catalog, &v, &names);
+            let references = image_references(catalog, vars, args)?;
             let docker = engine.get().await.map_err(|e| Error::engine("push", e))?;
             for (target, digest) in
                 imgforge::distribute::push(docker, &references, registry, reporter).await?
@@ -616,15 +619,11 @@ async fn run(
                     assignments,
                 },
         } => {
-            use imgforge::chaincode::names::{PeerIdentity, DEFAULT_NETWORK_ID};
+            use imgforge::chaincode::names::PeerIdentity;
             let bytes = std::fs::read(package)
                 .map_err(|e| Error::io("chaincode build", "read", package, e))?;
             let pkg = imgforge::chaincode::build::read_package(package, &bytes)?;
-            let networks = if network_ids.is_empty() {
-                vec![DEFAULT_NETWORK_ID.to_string()]
-            } else {
-                network_ids.clone()
-            };
+            let networks = network_ids_or_dev(network_ids);
             let peers: Vec<PeerIdentity> = networks
                 .iter()
                 .flat_map(|n| peer_ids.iter().map(move |p| PeerIdentity::new(n, p)))

@@ -1015,16 +1015,9 @@ async fn binary_builds_peer_reports_json_and_cleans_up() {
     assert!(engine_lookup(&engine, &format!("{ns}/fabric-peer:latest"))
         .await
         .is_none());
-    assert!(engine_lookup(
-        &engine,
-        &format!(
-            "{}/fabric-baseos:{}",
-            imgforge_tests::TEST_NS,
-            imgforge_tests::base_tag()
-        )
-    )
-    .await
-    .is_some());
+    assert!(engine_lookup(&engine, &imgforge_tests::test_base("baseos"))
+        .await
+        .is_some());
     assert!(imgforge_tests::containers_mounting(&t.root).is_empty());
 }
 
@@ -1525,11 +1518,7 @@ async fn chaincode_ls_lists_only_names_that_verify_as_the_peers() {
     let prefix = format!("dev-{peer}-mycc-1.0");
     let image = format!("{prefix}-{}", sha256_hex(&prefix));
     let fake = format!("dev-{peer}-fake-1.0-{}", "0".repeat(64));
-    let base = format!(
-        "{}/fabric-baseos:{}",
-        imgforge_tests::TEST_NS,
-        imgforge_tests::base_tag()
-    );
+    let base = imgforge_tests::test_base("baseos");
     let docker = |args: &[&str]| {
         let o = std::process::Command::new("docker")
             .args(args)
@@ -1629,11 +1618,7 @@ async fn chaincode_clean_removes_only_verified_names_of_the_peer_it_is_given() {
     let image = format!("{prefix}-{}:latest", sha2_free::sha256_hex(&prefix));
     let fake = format!("dev-{peer}-fake-1.0-{}:latest", "0".repeat(64));
     let lookalike = format!("dev-{peer}-lookalike");
-    let base = format!(
-        "{}/fabric-baseos:{}",
-        imgforge_tests::TEST_NS,
-        imgforge_tests::base_tag()
-    );
+    let base = imgforge_tests::test_base("baseos");
     let docker = |args: &[&str]| {
         std::process::Command::new("docker")
             .args(args)
@@ -1703,11 +1688,7 @@ async fn save_and_load_move_an_image_through_a_file() {
     let Some((engine, _serial)) = imgforge_tests::docker_test("save/load").await else {
         return;
     };
-    let base = format!(
-        "{}/fabric-baseos:{}",
-        imgforge_tests::TEST_NS,
-        imgforge_tests::base_tag()
-    );
+    let base = imgforge_tests::test_base("baseos");
     let image = format!("imgforgetestsave/x:{}", std::process::id());
     let docker = |args: &[&str]| {
         std::process::Command::new("docker")
@@ -1844,11 +1825,7 @@ async fn push_reaches_a_registry_with_the_docker_config_credentials() {
     let Some(reg) = registry("fabricuser", "s3cret") else {
         return;
     };
-    let base = format!(
-        "{}/fabric-baseos:{}",
-        imgforge_tests::TEST_NS,
-        imgforge_tests::base_tag()
-    );
+    let base = imgforge_tests::test_base("baseos");
     let image = format!("imgforgetestpush/x:{}", std::process::id());
     let docker = |args: &[&str]| {
         std::process::Command::new("docker")

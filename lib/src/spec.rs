@@ -548,22 +548,50 @@ fn check_tags(shown: &str, tags: &[String], at: &str) -> Result<(), SpecError> {
         ));
     }
     for t in tags {
-        let mut rest = t.as_str();
-        while let Some(open) = rest.find('{') {
-            let Some(close) = rest[open..].find('}') else {
-                return Err(malformed(
-                    shown,
-                    format!("{at}field tags: {t:?} has a `{{` without `}}`"),
-                ));
-            };
-            let var = &rest[open + 1..open + close];
-            if !crate::config::VAR_NAMES.contains(&var) {
-                return Err(malformed(shown, format!("{at}field tags: {t:?} uses {{{var}}}, which is not a build variable (see `imgforge config`)")));
-            }
-            rest = &rest[open + close + 1..];
+        let Some(names) = placeholders(t) else {
+            return Err(malformed(
+                shown,
+                format!("{at}field tags: {t:?} has a `{{` without `}}`"),
+            ));
+        };
+        if let Some(var) = names.iter().find(|n| !crate::config::VAR_NAMES.contains(n)) {
+            return Err(malformed(shown, format!("{at}field tags: {t:?} uses {{{var}}}, which is not a build variable (see `imgforge config`)")));
         }
     }
     Ok(())
+}
+
+/// The `{NAME}` placeholders of `text`, in order; `None` when a `{` has no `}`.
+pub fn placeholders(text: &str) -> Option<Vec<&str>> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}')?;
+        out.push(&rest[open + 1..open + close]);
+        rest = &rest[open + close + 1..];
+    }
+    Some(out)
+}
+
+/// `text` with each `{NAME}` replaced by `value(NAME)`, or left as written when that is `None`
+/// (and from an unclosed `{` on).
+pub fn expand_placeholders(text: &str, value: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        out.push_str(&rest[..open]);
+        let name = &rest[open + 1..open + close];
+        match value(name) {
+            Some(v) => out.push_str(&v),
+            None => out.push_str(&rest[open..open + close + 1]),
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Names of the built-in Fabric images, in `make docker` order.
@@ -599,11 +627,11 @@ pub fn builtin_template(name: &str) -> Option<&'static str> {
 
 /// Expand `{VAR}` placeholders in a tag pattern with build variables.
 pub fn expand_tag(pattern: &str, vars: &BuildVars) -> String {
-    let mut out = pattern.to_string();
-    for (name, var) in vars.iter() {
-        out = out.replace(&format!("{{{name}}}"), &var.value);
-    }
-    out
+    expand_placeholders(pattern, |n| {
+        crate::config::VAR_NAMES
+            .contains(&n)
+            .then(|| vars.get(n).to_string())
+    })
 }
 
 #[cfg(test)]

@@ -324,6 +324,27 @@ impl DockerEngine {
             .map_err(|e| api("list containers", e))
     }
 
+    /// `GET /images/json` with `opts`: ID, tags and labels of each image.
+    async fn images(
+        &self,
+        opts: bollard::query_parameters::ListImagesOptions,
+    ) -> Result<Vec<ImageInfo>, EngineError> {
+        let list = self
+            .docker
+            .list_images(Some(opts))
+            .await
+            .map_err(|e| api("list images", e))?;
+        Ok(list
+            .into_iter()
+            .map(|s| ImageInfo {
+                id: s.id,
+                repo_tags: s.repo_tags,
+                labels: s.labels.into_iter().collect(),
+                ..Default::default()
+            })
+            .collect())
+    }
+
     /// Remove containers left by imgforge runs that ended without cleaning up (SIGKILL, a crash):
     /// those whose [`LABEL_LEASE`] file exists here and whose lock nobody holds. A container
     /// whose lease is held (a live run, in any PID namespace, with any hostname), or whose lease
@@ -960,20 +981,7 @@ impl Engine for DockerEngine {
         let opts = ListImagesOptionsBuilder::default()
             .filters(&filters)
             .build();
-        let list = self
-            .docker
-            .list_images(Some(opts))
-            .await
-            .map_err(|e| api("list images", e))?;
-        Ok(list
-            .into_iter()
-            .map(|s| ImageInfo {
-                id: s.id,
-                repo_tags: s.repo_tags,
-                labels: s.labels.into_iter().collect(),
-                ..Default::default()
-            })
-            .collect())
+        self.images(opts).await
     }
 
     async fn remove_image(&self, reference: &str, force: bool) -> Result<(), EngineError> {
@@ -1017,20 +1025,7 @@ impl Engine for DockerEngine {
 
     async fn list_images(&self) -> Result<Vec<ImageInfo>, EngineError> {
         let opts = ListImagesOptionsBuilder::default().all(true).build();
-        let list = self
-            .docker
-            .list_images(Some(opts))
-            .await
-            .map_err(|e| api("list images", e))?;
-        Ok(list
-            .into_iter()
-            .map(|s| ImageInfo {
-                id: s.id,
-                repo_tags: s.repo_tags,
-                labels: s.labels.into_iter().collect(),
-                ..Default::default()
-            })
-            .collect())
+        self.images(opts).await
     }
 
     async fn image_config(&self, reference: &str) -> Result<Option<BaseImageConfig>, EngineError> {

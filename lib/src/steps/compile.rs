@@ -82,23 +82,11 @@ impl Program {
         let Some(t) = &self.ldflags else {
             return vars.go_ldflags();
         };
-        let mut out = String::new();
-        let mut rest = t.as_str();
-        while let Some(open) = rest.find('{') {
-            out.push_str(&rest[..open]);
-            let Some(close) = rest[open..].find('}') else {
-                break;
-            };
-            let name = &rest[open + 1..open + close];
-            if name == "PKG" {
-                out.push_str(&format!("{PKGNAME}/{}", self.package));
-            } else {
-                out.push_str(vars.get(name));
-            }
-            rest = &rest[open + close + 1..];
-        }
-        out.push_str(rest);
-        out
+        crate::spec::expand_placeholders(t, |n| match n {
+            "PKG" => Some(format!("{PKGNAME}/{}", self.package)),
+            n if crate::config::VAR_NAMES.contains(&n) => Some(vars.get(n).to_string()),
+            _ => None,
+        })
     }
 
     /// [`Program::go_ldflags`] plus the static-link flags of `docker-env.mk` when
@@ -112,22 +100,17 @@ impl Program {
     }
 }
 
-/// The `{NAME}`s of an `ldflags` template that are neither `PKG` nor a build variable.
+/// The `{NAME}`s of an `ldflags` template that are neither `PKG` nor a build variable (an
+/// unclosed `{` is one too).
 fn unknown_placeholders(t: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = t;
-    while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}') else {
-            out.push(rest[open..].to_string());
-            break;
-        };
-        let name = &rest[open + 1..open + close];
-        if name != "PKG" && !crate::config::VAR_NAMES.contains(&name) {
-            out.push(format!("{{{name}}}"));
-        }
-        rest = &rest[open + close + 1..];
+    match crate::spec::placeholders(t) {
+        None => vec![t[t.rfind('{').unwrap_or(0)..].to_string()],
+        Some(names) => names
+            .into_iter()
+            .filter(|n| *n != "PKG" && !crate::config::VAR_NAMES.contains(n))
+            .map(|n| format!("{{{n}}}"))
+            .collect(),
     }
-    out
 }
 
 impl PayloadKind for Binary {
