@@ -184,7 +184,10 @@ impl Error {
                 ..
             } => 130,
             Error::Engine {
-                source: EngineError::Unreachable { .. },
+                source:
+                    EngineError::Unreachable { .. }
+                    | EngineError::Config { .. }
+                    | EngineError::NotLocal { .. },
                 ..
             } => 2,
             Error::Archive { source, .. } => match source {

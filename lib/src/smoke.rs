@@ -196,6 +196,17 @@ pub async fn smoke(
     reporter: &dyn Reporter,
     cancel: &CancellationToken,
 ) -> Result<SmokeReport, Error> {
+    if engine.is_remote() {
+        // its containers share work directories with this host and talk on 127.0.0.1
+        return Err(Error::engine(
+            "smoke/preflight",
+            crate::engine::EngineError::NotLocal {
+                what: "imgforge smoke (an orderer and a peer on 127.0.0.1 sharing crypto material with this host)".into(),
+                host: engine.host().to_string(),
+                hint: "run `imgforge smoke` on the engine's host, with DOCKER_HOST unset or unix://; build and push/save the images remotely as usual".into(),
+            },
+        ));
+    }
     let tag = vars.get("TWO_DIGIT_VERSION");
     let image = |n: &str| format!("{}:{tag}", vars.repository(n));
     let (tools, peer, orderer) = (image("tools"), image("peer"), image("orderer"));

@@ -310,10 +310,9 @@ pub async fn build<E: Engine>(
             format!("{}:/chaincode/input:ro", input.display()),
             format!("{}:/chaincode/output", output.display()),
         ],
-        workdir: None,
         user: Some(cx.user()),
-        capture_stdout: false,
-        network_host: false,
+        outputs: vec!["/chaincode/output".into()],
+        ..Default::default()
     };
     cx.engine
         .run(&spec, cx.reporter, cx.cancel)

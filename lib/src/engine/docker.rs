@@ -1,8 +1,9 @@
 //! [`Engine`] for a real Docker Engine, through `bollard`.
 //!
-//! Connection follows Docker's conventions: `DOCKER_HOST` (`unix://`, `tcp://`, `http://`),
-//! `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH` for TLS, else `unix:///var/run/docker.sock`. The
-//! API version is negotiated with the daemon (imgforge works with Engine API ≥ 1.41).
+//! Connection follows Docker's conventions ([`super::endpoint`]): `DOCKER_HOST` (`unix://`,
+//! `tcp://`, `ssh://`), `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH` for TLS, else
+//! `unix:///var/run/docker.sock`. The API version is negotiated with the daemon (imgforge works
+//! with Engine API ≥ 1.41). On a remote engine, bind mounts become copies ([`super::ship`]).
 
 use super::stream::{interpret, strip_ansi, BuildMessage, LineDecoder};
 use super::*;
@@ -35,6 +36,7 @@ const UPLOAD_QUEUE: usize = 4;
 pub struct DockerEngine {
     docker: Docker,
     host: String,
+    endpoint: super::endpoint::Endpoint,
     session: String,
     lease: std::sync::Arc<Lease>,
 }
@@ -130,22 +132,69 @@ fn lease_owner(path: &Path) -> (Owner, Option<std::fs::File>) {
     }
 }
 
-fn docker_host() -> String {
-    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+/// A client for `endpoint` (nothing is sent yet).
+fn open(endpoint: &super::endpoint::Endpoint) -> Result<Docker, bollard::errors::Error> {
+    use super::endpoint::Endpoint;
+    const TIMEOUT: u64 = 120;
+    match endpoint {
+        Endpoint::Unix(h) => Docker::connect_with_unix(h, TIMEOUT, bollard::API_DEFAULT_VERSION),
+        Endpoint::Tcp { host, tls: None } => {
+            Docker::connect_with_http(host, TIMEOUT, bollard::API_DEFAULT_VERSION)
+        }
+        Endpoint::Tcp {
+            host,
+            tls: Some(files),
+        } => Docker::connect_with_ssl(
+            host,
+            &files.key(),
+            &files.cert(),
+            &files.ca(),
+            TIMEOUT,
+            bollard::API_DEFAULT_VERSION,
+        ),
+        Endpoint::Ssh(h) => {
+            Docker::connect_with_ssh(h, TIMEOUT, bollard::API_DEFAULT_VERSION, None)
+        }
+    }
 }
 
-fn unreachable(host: &str, e: impl std::fmt::Display) -> EngineError {
-    let message = e.to_string();
+/// `e` and its chain of causes: the transport's own reason (a TLS alert, a refused
+/// connection) is at the end of the chain, behind "client error (Connect)".
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+        cause = c.source();
+    }
+    message
+}
+
+fn unreachable(endpoint: &super::endpoint::Endpoint, e: impl std::error::Error) -> EngineError {
+    use super::endpoint::Endpoint;
+    let host = endpoint.host();
+    let message = with_causes(&e);
     let hint = if message.contains("ermission denied") {
         "your user may not use the Docker socket: run as root or join the `docker` group"
             .to_string()
-    } else if host.starts_with("unix://") {
-        format!(
-            "is the Docker daemon running? (`systemctl start docker`); set DOCKER_HOST if it listens elsewhere (now {})",
-            if std::env::var("DOCKER_HOST").is_ok() { "from DOCKER_HOST" } else { "the default socket" }
-        )
     } else {
-        "check DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH".to_string()
+        match endpoint {
+            Endpoint::Unix(_) => format!(
+                "is the Docker daemon running? (`systemctl start docker`); set DOCKER_HOST if it listens elsewhere (now {})",
+                if std::env::var("DOCKER_HOST").is_ok() { "from DOCKER_HOST" } else { "the default socket" }
+            ),
+            Endpoint::Tcp { tls: Some(files), .. } => format!(
+                "TLS with the client certificate of {}: the daemon must accept {} (signed by a CA it trusts) and present a certificate for this host name that {} verifies; check DOCKER_HOST and the daemon's --tlsverify/--tlscacert",
+                files.describe(),
+                files.cert().display(),
+                files.ca().display()
+            ),
+            Endpoint::Tcp { tls: None, .. } => "plain HTTP (DOCKER_TLS_VERIFY is not set): if the daemon listens with TLS, set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH to the directory with ca.pem, cert.pem and key.pem".to_string(),
+            Endpoint::Ssh(_) => "through `ssh` (its config, agent and known_hosts) running `docker system dial-stdio` on the remote host: check that `ssh HOST docker version` works".to_string(),
+        }
     };
     EngineError::Unreachable {
         host: host.to_string(),
@@ -162,7 +211,7 @@ fn api(op: impl Into<String>, e: bollard::errors::Error) -> EngineError {
         } => {
             format!("{message} (HTTP {status_code})")
         }
-        other => other.to_string(),
+        other => with_causes(&other),
     };
     EngineError::Api {
         op: op.into(),
@@ -285,13 +334,17 @@ impl DockerEngine {
     ///
     /// Errors: [`EngineError::Unreachable`] naming the host and what to check.
     pub async fn connect() -> Result<Self, EngineError> {
-        let host = docker_host();
-        let docker = Docker::connect_with_defaults().map_err(|e| unreachable(&host, e))?;
+        let endpoint = super::endpoint::Endpoint::from_env(
+            &|k| std::env::var(k).ok(),
+            std::env::var_os("HOME").map(PathBuf::from),
+        )?;
+        let host = endpoint.host().to_string();
+        let docker = open(&endpoint).map_err(|e| unreachable(&endpoint, e))?;
         let docker = docker
             .with_timeout(Duration::from_secs(3600))
             .negotiate_version()
             .await
-            .map_err(|e| unreachable(&host, e))?;
+            .map_err(|e| unreachable(&endpoint, e))?;
         let session = new_session_id();
         let lease = Lease::take(&session).map_err(|e| EngineError::Api {
             op: format!("create the lease file in {}", lease_dir().display()),
@@ -302,6 +355,7 @@ impl DockerEngine {
         Ok(DockerEngine {
             docker,
             host,
+            endpoint,
             session,
             lease: std::sync::Arc::new(lease),
         })
@@ -516,6 +570,134 @@ impl DockerEngine {
             .build();
         // A container that is already gone is fine; nothing else can be done on this path.
         let _ = self.docker.remove_container(id, Some(opts)).await;
+    }
+
+    /// Remote engine: copy every bind of `spec` into the created container `id` (see
+    /// [`super::ship`]), reporting what was copied.
+    async fn copy_binds_in(
+        &self,
+        id: &str,
+        spec: &RunSpec,
+        reporter: &dyn Reporter,
+    ) -> Result<(), EngineError> {
+        let owner = super::ship::owner(spec.user.as_deref());
+        for raw in &spec.binds {
+            let bind = super::ship::Bind::parse(raw).ok_or_else(|| EngineError::Api {
+                op: format!("copy {raw} to the remote engine"),
+                message: "expected an absolute host-path:container-path bind".into(),
+            })?;
+            // a cache, or an output: nothing in the container reads what is there before the run
+            let cache = spec.caches.contains(&bind.container);
+            let output = spec.outputs.contains(&bind.container);
+            let empty = cache || output;
+            let skip = spec.not_shipped.clone();
+            let b = bind.clone();
+            let counts = std::sync::Arc::new(std::sync::Mutex::new(super::ship::Copied::default()));
+            let c = counts.clone();
+            let (body, producer, _) = stream_from_writer(move |w| {
+                let copied = super::ship::write_bind(w, &b, owner, &skip, empty)?;
+                *c.lock().unwrap() = copied;
+                Ok(())
+            });
+            let opts = bollard::query_parameters::UploadToContainerOptionsBuilder::default()
+                .path("/")
+                .build();
+            let what = format!(
+                "{} to {} in the container",
+                bind.host.display(),
+                bind.container
+            );
+            let sent = self
+                .docker
+                .upload_to_container(id, Some(opts), bollard::body_try_stream(body))
+                .await;
+            let produced = producer.await;
+            if let Ok(Err(e)) = produced {
+                return Err(EngineError::Stream { what, source: e });
+            }
+            sent.map_err(|e| api(format!("copy {what}"), e))?;
+            let copied = *counts.lock().unwrap();
+            reporter.event(&Event::Notice {
+                step: spec.step.clone(),
+                message: if empty {
+                    format!(
+                        "remote engine ({}): {} starts empty ({})",
+                        self.host,
+                        bind.container,
+                        if output {
+                            "an output: copied back after the run"
+                        } else {
+                            "a cache: not copied"
+                        }
+                    )
+                } else {
+                    format!(
+                        "remote engine ({}): copied {} into the container at {} ({} entries, {}) instead of bind-mounting it",
+                        self.host,
+                        bind.host.display(),
+                        bind.container,
+                        copied.entries,
+                        super::ship::mib(copied.bytes)
+                    )
+                },
+            });
+        }
+        Ok(())
+    }
+
+    /// Remote engine: copy the declared outputs of `spec` out of the exited container `id` into
+    /// their host directories.
+    async fn copy_outputs_back(
+        &self,
+        id: &str,
+        spec: &RunSpec,
+        reporter: &dyn Reporter,
+    ) -> Result<(), EngineError> {
+        for raw in &spec.binds {
+            let Some(bind) = super::ship::Bind::parse(raw) else {
+                continue;
+            };
+            if !spec.outputs.contains(&bind.container) {
+                continue;
+            }
+            let opts = bollard::query_parameters::DownloadFromContainerOptionsBuilder::default()
+                .path(&bind.container)
+                .build();
+            let stream = self
+                .docker
+                .download_from_container(id, Some(opts))
+                .map(|r| r.map_err(io::Error::other));
+            let reader = tokio_util::io::StreamReader::new(stream);
+            let dest = bind.host.clone();
+            let what = format!(
+                "{} from the container into {}",
+                bind.container,
+                dest.display()
+            );
+            let copied = tokio::task::spawn_blocking(move || {
+                super::ship::extract_output(tokio_util::io::SyncIoBridge::new(reader), &dest)
+            })
+            .await
+            .map_err(|e| EngineError::Stream {
+                what: what.clone(),
+                source: io::Error::other(e.to_string()),
+            })?
+            .map_err(|e| EngineError::Stream {
+                what: what.clone(),
+                source: e,
+            })?;
+            reporter.event(&Event::Notice {
+                step: spec.step.clone(),
+                message: format!(
+                    "remote engine ({}): copied {} ({} entries, {})",
+                    self.host,
+                    what,
+                    copied.entries,
+                    super::ship::mib(copied.bytes)
+                ),
+            });
+        }
+        Ok(())
     }
 
     async fn run_inner(
@@ -813,12 +995,15 @@ fn image_info(i: bollard::models::ImageInspect) -> ImageInfo {
 }
 
 impl Engine for DockerEngine {
+    fn is_remote(&self) -> bool {
+        self.endpoint.is_remote()
+    }
     async fn ping(&self) -> Result<String, EngineError> {
         let v = self
             .docker
             .version()
             .await
-            .map_err(|e| unreachable(&self.host, e))?;
+            .map_err(|e| unreachable(&self.endpoint, e))?;
         Ok(format!(
             "Docker Engine {} (API {}) at {}",
             v.version.unwrap_or_default(),
@@ -844,7 +1029,17 @@ impl Engine for DockerEngine {
         if cancel.is_cancelled() {
             return Err(EngineError::Cancelled);
         }
-        let body = container_body(spec, self.labels(&spec.step), true);
+        let remote = self.endpoint.is_remote() && !spec.binds.is_empty();
+        let body = if remote {
+            // an engine on another host cannot see this host's paths: copy them instead
+            let local = RunSpec {
+                binds: Vec::new(),
+                ..spec.clone()
+            };
+            container_body(&local, self.labels(&spec.step), true)
+        } else {
+            container_body(spec, self.labels(&spec.step), true)
+        };
         let created = self
             .docker
             .create_container(Some(CreateContainerOptionsBuilder::default().build()), body)
@@ -856,8 +1051,18 @@ impl Engine for DockerEngine {
             docker: self.docker.clone(),
             id: Some(created.id.clone()),
         };
+        let work = async {
+            if remote {
+                self.copy_binds_in(&created.id, spec, reporter).await?;
+            }
+            let out = self.run_inner(&created.id, spec, reporter).await?;
+            if remote {
+                self.copy_outputs_back(&created.id, spec, reporter).await?;
+            }
+            Ok(out)
+        };
         let result = tokio::select! {
-            r = self.run_inner(&created.id, spec, reporter) => r,
+            r = work => r,
             _ = cancel.cancelled() => Err(EngineError::Cancelled),
         };
         self.force_remove(&created.id).await;
@@ -1086,11 +1291,7 @@ impl Engine for DockerEngine {
             image: reference.to_string(),
             cmd: vec!["true".into()],
             env: Vec::new(),
-            binds: Vec::new(),
-            workdir: None,
-            user: None,
-            capture_stdout: false,
-            network_host: false,
+            ..Default::default()
         };
         let body = container_body(&spec, self.labels(step), false);
         let created = self
@@ -1489,6 +1690,16 @@ impl LazyDockerEngine {
 impl Engine for LazyDockerEngine {
     async fn ping(&self) -> Result<String, EngineError> {
         self.get().await?.ping().await
+    }
+    fn is_remote(&self) -> bool {
+        match self.cell.get() {
+            Some(e) => e.is_remote(),
+            None => super::endpoint::Endpoint::from_env(
+                &|k| std::env::var(k).ok(),
+                std::env::var_os("HOME").map(PathBuf::from),
+            )
+            .is_ok_and(|e| e.is_remote()),
+        }
     }
     async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>, EngineError> {
         self.get().await?.inspect_image(reference).await

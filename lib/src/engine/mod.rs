@@ -7,8 +7,10 @@
 //! [`LABEL_SESSION`] and is removed on success, on error and on cancellation.
 
 pub mod docker;
+pub mod endpoint;
 #[cfg(test)]
 pub mod fake;
+pub mod ship;
 pub mod stream;
 
 use crate::event::Reporter;
@@ -55,6 +57,20 @@ pub struct RunSpec {
     /// Use the host's network (`--network host`), for containers that talk to each other on
     /// 127.0.0.1 (the network check); else the engine's default network.
     pub network_host: bool,
+    /// Container paths of [`binds`](Self::binds) whose content the run produces. On a local
+    /// engine nothing is done (the bind mount is the output); on a remote engine
+    /// ([`Engine::is_remote`]) every other bind is copied into the container before the start,
+    /// these start as empty directories owned by [`user`](Self::user) and are copied back into
+    /// their host directories after a successful run, as `docker cp` does (existing files
+    /// there are replaced, nothing else is removed).
+    pub outputs: Vec<String>,
+    /// Container paths of binds that only make the run faster (Go's build cache): on a remote
+    /// engine they start as empty directories owned by [`user`](Self::user) and are neither
+    /// copied in nor back.
+    pub caches: Vec<String>,
+    /// Absolute host paths below a bind's host path that a remote engine is not sent (the build
+    /// directory inside the tree, `.git`): what a bind mount would show there is not needed.
+    pub not_shipped: Vec<PathBuf>,
 }
 
 /// What a finished container produced.
@@ -197,6 +213,26 @@ pub enum EngineError {
         /// What to check.
         hint: String,
     },
+    /// The connection settings (`DOCKER_HOST`, `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`) are
+    /// unusable; nothing was sent.
+    #[error("{what}\nhint: {hint}")]
+    Config {
+        /// What is wrong, naming the variable.
+        what: String,
+        /// What to set.
+        hint: String,
+    },
+    /// A remote engine cannot do what was asked (e.g. a container that needs this host's
+    /// files or network).
+    #[error("{what} needs the Docker Engine on this host, but DOCKER_HOST={host} may be another host\nhint: {hint}")]
+    NotLocal {
+        /// What was asked.
+        what: String,
+        /// The `DOCKER_HOST` value.
+        host: String,
+        /// What to do instead.
+        hint: String,
+    },
     /// The daemon answered with an error.
     #[error("Docker Engine API {op} failed: {message}")]
     Api {
@@ -244,6 +280,13 @@ pub enum EngineError {
 pub trait Engine: Send + Sync + 'static {
     /// Check that the engine answers; returns a one-line description (version, API version).
     fn ping(&self) -> impl Future<Output = Result<String, EngineError>> + Send;
+
+    /// True when the engine may be on another host (`DOCKER_HOST=tcp://…` or `ssh://…`): bind
+    /// mounts of this host's paths are then copied in and out instead (see
+    /// [`RunSpec::outputs`]).
+    fn is_remote(&self) -> bool {
+        false
+    }
 
     /// Look an image up; `Ok(None)` when it does not exist.
     fn inspect_image(

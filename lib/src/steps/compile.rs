@@ -278,9 +278,16 @@ pub fn drun<E: Engine>(
         binds,
         workdir: Some(CONTAINER_SRC.to_string()),
         user: Some(cx.user()),
-        capture_stdout: false,
-        network_host: false,
+        caches: vec!["/opt/gopath/cache".into()],
+        not_shipped: not_shipped(cx),
+        ..Default::default()
     }
+}
+
+/// What a remote engine is not sent of the tree ([`RunSpec::not_shipped`]): the build
+/// directory when it is inside the tree, and `.git` (a GOPATH-mode `go build` reads neither).
+pub fn not_shipped<E: Engine>(cx: &Cx<'_, E>) -> Vec<PathBuf> {
+    vec![cx.build_dir().to_path_buf(), cx.source().join(".git")]
 }
 
 /// Environment shared by every Go build container.
@@ -332,8 +339,10 @@ pub async fn compile<E: Engine>(
         ],
         workdir: Some(CONTAINER_SRC.to_string()),
         user: Some(cx.user()),
-        capture_stdout: false,
-        network_host: false,
+        outputs: vec!["/opt/gopath/bin".into()],
+        caches: vec!["/opt/gopath/pkg".into(), "/opt/gopath/cache".into()],
+        not_shipped: not_shipped(cx),
+        ..Default::default()
     };
     let t = cx.start(
         &step,

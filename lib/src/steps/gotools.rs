@@ -138,7 +138,7 @@ pub async fn gotools<E: Engine>(cx: &Cx<'_, E>, packages: &[String]) -> Result<P
     mkdir_p(&step, &cache)?;
     let mut cmd = vec!["go".to_string(), "install".to_string()];
     cmd.extend(packages.iter().map(|p| format!("./{p}")));
-    let spec = drun(
+    let mut spec = drun(
         cx,
         &step,
         &image,
@@ -147,6 +147,7 @@ pub async fn gotools<E: Engine>(cx: &Cx<'_, E>, packages: &[String]) -> Result<P
         vec!["GOBIN=/opt/gotools/bin".into()],
         false,
     );
+    spec.outputs = vec!["/opt/gotools".into()];
     let t = cx.start(
         &step,
         format!("{} in {image}", crate::engine::shell_join(&cmd)),
