@@ -1833,7 +1833,28 @@ async fn push_reaches_a_registry_with_the_docker_config_credentials() {
             .output()
             .unwrap()
     };
-    assert!(docker(&["tag", &base, &image]).status.success());
+    // an image of this run alone (its own config, so its own ID): the pull back below must
+    // bring it from the registry, not find it still in the engine under another name
+    let created = imgforge_tests::sh(
+        std::process::Command::new("docker").args(["create", "--pull", "never", &base, "true"]),
+    );
+    let created = created.trim();
+    let committed = docker(&[
+        "commit",
+        "--change",
+        &format!("LABEL org.imgforge.test.push={}", std::process::id()),
+        created,
+        &image,
+    ]);
+    let _ = docker(&["rm", "-f", created]);
+    assert!(committed.status.success(), "{committed:?}");
+    let id = |r: &str| {
+        let o = docker(&["image", "inspect", "-f", "{{.Id}}", r]);
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let built_id = id(&image).unwrap();
     let registry = format!("127.0.0.1:{}/proj", reg.port);
     let pushed = format!("{registry}/x:{}", std::process::id());
     // credentials as `docker login` writes them
@@ -1871,8 +1892,24 @@ async fn push_reaches_a_registry_with_the_docker_config_credentials() {
         "fabricuser:s3cret",
         &format!("http://127.0.0.1:{}/v2/proj/x/tags/list", reg.port),
     ]));
-    let _ = docker(&["rmi", &image, &pushed]);
+    // remove it from the engine, pull it back through the engine with the same credentials
+    let removed = docker(&["rmi", &image, &pushed]);
+    let gone = id(&built_id).is_none();
+    let pulled = std::process::Command::new("docker")
+        .args(["pull", &pushed])
+        .env("DOCKER_CONFIG", cfg.path())
+        .output()
+        .unwrap();
+    let pulled_id = id(&pushed);
+    let _ = docker(&["rmi", &pushed]);
     drop(reg);
+    assert!(removed.status.success() && gone, "{removed:?}");
+    assert!(pulled.status.success(), "{pulled:?}");
+    assert_eq!(
+        pulled_id.as_deref(),
+        Some(built_id.as_str()),
+        "pulled back another image"
+    );
     let (out, err) = text(&refused);
     assert_eq!(
         refused.status.code(),
