@@ -129,6 +129,9 @@ pub fn changes(spec: &BaseSpec, vars: &BuildVars) -> Vec<String> {
     if let Some(w) = &spec.config.workdir {
         c.push(format!("WORKDIR {w}"));
     }
+    if let Some(u) = &spec.config.user {
+        c.push(format!("USER {u}"));
+    }
     c.push(format!(
         "CMD {}",
         serde_json::to_string(&spec.config.cmd).expect("strings serialize")
@@ -285,6 +288,24 @@ async fn debootstrap(
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m))
             .map_err(|e| Error::io(&step, "chmod", &p, e))?;
+    }
+    for (name, id, home) in &spec.rootfs.users {
+        let id: u32 = id.parse().map_err(|_| Error::Input {
+            step: step.clone(),
+            message: format!("uid {id:?} of user {name} in the payload spec is not a number"),
+            hint: "write users like [\"chaincode\", \"500\", \"/home/chaincode\"]".into(),
+        })?;
+        crate::rootfs_edit::add_user(&tmp, name, id, home)
+            .map_err(|e| Error::io(&step, "add user", tmp.join("etc/passwd"), e))?;
+    }
+    for (dir, mode, owner) in &spec.rootfs.owned_dirs {
+        let m = u32::from_str_radix(mode, 8).map_err(|_| Error::Input {
+            step: step.clone(),
+            message: format!("mode {mode:?} of {dir} in the payload spec is not octal"),
+            hint: "write modes like \"0755\"".into(),
+        })?;
+        crate::rootfs_edit::owned_dir(&tmp, dir, m, owner)
+            .map_err(|e| Error::io(&step, "create", tmp.join(dir), e))?;
     }
     std::fs::rename(&tmp, &dest).map_err(|e| Error::io(&step, "rename", &tmp, e))?;
     reporter.event(&Event::StepFinished {
@@ -479,6 +500,7 @@ pub async fn build_base<E: Engine>(
         (_, d) => d,
     };
     let skipped = Arc::new(Mutex::new(Vec::<String>::new()));
+    let tree_dir = dir.clone();
     let producer: LayerProducer = match (&opts.rootfs, dir) {
         (RootfsInput::Tar(t), _) => {
             let t = t.clone();
@@ -505,6 +527,20 @@ pub async fn build_base<E: Engine>(
     };
     let mut all_changes = changes.clone();
     all_changes.push(format!("LABEL {LABEL_CONTENT_KEY}={key}"));
+    // labels read from the tree (the build image's Go version), when there is a tree
+    if let Some(d) = &tree_dir {
+        for (label, file) in &spec.config.labels_from_files {
+            match crate::rootfs_edit::label_from_file(d, file) {
+                Some(v) => all_changes.push(format!("LABEL {label}={v}")),
+                None => reporter.event(&Event::Notice {
+                    step: step.clone(),
+                    message: format!(
+                        "label {label} left out: cannot read /{file} of the root filesystem"
+                    ),
+                }),
+            }
+        }
+    }
     let started = std::time::Instant::now();
     reporter.event(&Event::StepStarted {
         step: step.clone(),
