@@ -152,6 +152,30 @@ fn step_of(spec: &BaseSpec) -> String {
     format!("base/{}", spec.image)
 }
 
+/// The recipe as the content key holds it: the text of the recipe's first three fields as
+/// they always were (so a spec without users and owned dirs keeps its key, and its cached
+/// image); with users or owned dirs, every field.
+fn recipe_key(r: &crate::spec::RootfsRecipe) -> String {
+    #[derive(Debug)]
+    #[allow(dead_code)] // read through Debug
+    struct RootfsRecipe<'a> {
+        variant: &'a String,
+        include: &'a Vec<String>,
+        dirs: &'a Vec<(String, String)>,
+    }
+    if !r.users.is_empty() || !r.owned_dirs.is_empty() {
+        return format!("{r:?}");
+    }
+    format!(
+        "{:?}",
+        RootfsRecipe {
+            variant: &r.variant,
+            include: &r.include,
+            dirs: &r.dirs,
+        }
+    )
+}
+
 /// Run debootstrap (as root) into `<work_dir>/rootfs-<key>` unless a finished tree is there.
 async fn debootstrap(
     spec: &BaseSpec,
@@ -357,7 +381,7 @@ pub async fn build_base<E: Engine>(
     // 1. The content key, as cheaply as the input allows.
     let (key, dir) = match &opts.rootfs {
         RootfsInput::Debootstrap { suite, mirror } => {
-            let recipe = format!("{:?}", spec.rootfs);
+            let recipe = recipe_key(&spec.rootfs);
             let key = sha256_hex(&[
                 FACTORY_VERSION,
                 "debootstrap",
@@ -611,4 +635,24 @@ pub async fn build_base<E: Engine>(
         key,
         fresh: false,
     })
+}
+
+#[cfg(test)]
+mod recipe_key_tests {
+    #[test]
+    fn a_recipe_without_users_keeps_the_key_it_always_had() {
+        let r = crate::spec::base_spec("baseimage").unwrap().rootfs;
+        assert_eq!(
+            super::recipe_key(&r),
+            format!(
+                "RootfsRecipe {{ variant: {:?}, include: {:?}, dirs: {:?} }}",
+                r.variant, r.include, r.dirs
+            )
+        );
+        let v2 = crate::spec::Catalog::builtin_v2()
+            .base("baseos")
+            .unwrap()
+            .rootfs;
+        assert!(super::recipe_key(&v2).contains("users: [(\"chaincode\""));
+    }
 }
