@@ -655,8 +655,15 @@ async fn run(
         }
         Command::List { vars, assignments } => {
             let v = vars_for(vars, assignments, true)?;
-            for n in catalog.image_names() {
-                println!("{}:{}", v.repository(&n), v.get("DOCKER_TAG"));
+            // as `make docker-list`: each image at its first tag ($(DOCKER_TAG) on 1.x,
+            // $(FABRIC_VER) on 2.x/3.x, whose DOCKER_TAG is never created)
+            for s in catalog.images() {
+                let first = s.tag_patterns(&v).into_iter().next().unwrap_or_default();
+                println!(
+                    "{}:{}",
+                    v.repository(&s.image),
+                    imgforge::spec::expand_tag(&first, &v)
+                );
             }
             Ok(())
         }
