@@ -1,5 +1,6 @@
 //! Finds the built-in specs and templates: every `payload-specs/*.toml` and
-//! `dockerfiles/<name>/Dockerfile.in` of the repository, embedded into the library
+//! `dockerfiles/<name>/Dockerfile.in` of the repository (and of the Fabric 2.x/3.x line,
+//! `payload-specs/v2/*.toml` and `dockerfiles/v2/<name>/Dockerfile.in`), embedded into the library
 //! (`$OUT_DIR/builtin_specs.rs`), so adding an image is adding files, with no Rust edit.
 
 use std::fmt::Write;
@@ -31,16 +32,35 @@ fn main() {
             p.canonicalize().ok()?,
         ))
     });
-    let templates = files(&templates_dir, |p| {
-        let t = p.join("Dockerfile.in");
-        if !t.is_file() {
+    let template = |prefix: &'static str| {
+        move |p: &Path| {
+            let t = p.join("Dockerfile.in");
+            if !t.is_file() {
+                return None;
+            }
+            Some((
+                format!("{prefix}{}", p.file_name()?.to_string_lossy()),
+                t.canonicalize().ok()?,
+            ))
+        }
+    };
+    let mut templates = files(&templates_dir, template(""));
+    // the Fabric 2.x/3.x line: `dockerfiles/v2/<name>`, named `v2/<name>` in specs
+    templates.extend(files(&templates_dir.join("v2"), template("v2/")));
+    let specs_v2 = files(&specs_dir.join("v2"), |p| {
+        if p.extension()? != "toml" {
             return None;
         }
         Some((
             p.file_name()?.to_string_lossy().to_string(),
-            t.canonicalize().ok()?,
+            p.canonicalize().ok()?,
         ))
     });
+    println!("cargo:rerun-if-changed={}", specs_dir.join("v2").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        templates_dir.join("v2").display()
+    );
     for (_, t) in &templates {
         println!("cargo:rerun-if-changed={}", t.display());
     }
@@ -59,6 +79,7 @@ fn main() {
         writeln!(out, "];").unwrap();
     };
     list(&mut out, "BUILTIN_SPECS", &specs);
+    list(&mut out, "BUILTIN_SPECS_V2", &specs_v2);
     list(&mut out, "BUILTIN_TEMPLATES", &templates);
     let dest = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("builtin_specs.rs");
     std::fs::write(dest, out).unwrap();

@@ -81,11 +81,12 @@ fn walkdir_sorted(root: &Path) -> Vec<PathBuf> {
     while i < out.len() {
         let p = out[i].clone();
         if p.is_dir() {
-            // the example's build dirs (left by scripts/example.sh) are not part of the fixture
+            // the example's build dirs (left by scripts/example.sh) are not part of the fixture;
+            // only at the top (ccaas_builder/cmd/build of the 2.x example is a package)
             let mut kids: Vec<PathBuf> = std::fs::read_dir(&p)
                 .unwrap()
                 .map(|e| e.unwrap().path())
-                .filter(|k| !(k.ends_with("build") || k.ends_with(".build")))
+                .filter(|k| p != root || !(k.ends_with("build") || k.ends_with(".build")))
                 .collect();
             kids.sort();
             out.extend(kids);
@@ -98,10 +99,16 @@ fn walkdir_sorted(root: &Path) -> Vec<PathBuf> {
 impl FixtureTree {
     /// Make a fresh fixture tree; `edit` may change it before the commit.
     pub fn new(edit: impl FnOnce(&Path)) -> Self {
+        Self::of_example("fabric-mini", edit)
+    }
+
+    /// A fresh fixture tree copied from `examples/<example>` (`fabric-mini`: Fabric 1.x shape;
+    /// `fabric2-mini`: Fabric 2.x shape), committed to a new git repository after `edit`.
+    pub fn of_example(example: &str, edit: impl FnOnce(&Path)) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("gopath/src/github.com/hyperledger/fabric");
         std::fs::create_dir_all(&root).unwrap();
-        copy_dir(&repo_root().join("examples/fabric-mini"), &root);
+        copy_dir(&repo_root().join("examples").join(example), &root);
         edit(&root);
         let git = |args: &[&str]| {
             sh(Command::new("git")

@@ -79,6 +79,27 @@ pub fn spec_dirs(args: &[OsString]) -> Vec<PathBuf> {
     dirs
 }
 
+/// The `--source` directory of `args` (`.` when none is given), read before parsing: the tree's
+/// Fabric line decides which specs, and so which image commands, exist.
+pub fn source_dir(args: &[OsString]) -> PathBuf {
+    let mut source = PathBuf::from(".");
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        let a = a.to_string_lossy();
+        if a == "--" {
+            break;
+        }
+        if a == "--source" {
+            if let Some(d) = it.next() {
+                source = PathBuf::from(d);
+            }
+        } else if let Some(d) = a.strip_prefix("--source=") {
+            source = PathBuf::from(d);
+        }
+    }
+    source
+}
+
 /// Parse `args` with one subcommand per image and base spec of `catalog`.
 ///
 /// # Errors
@@ -131,7 +152,8 @@ pub fn parse(catalog: &Catalog, args: Vec<OsString>) -> Result<(Globals, Invocat
 /// the same name (flag > env > the tree's Makefile > git > default).
 #[derive(Debug, Clone, Args, Default)]
 pub struct VarFlags {
-    /// Fabric source tree (a checkout of hyperledger/fabric 1.x).
+    /// Fabric source tree (a checkout of hyperledger/fabric: 1.x, or 2.x/3.x with the
+    /// `payload-specs/v2` specs).
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub source: PathBuf,
     /// BUILD_DIR: where build outputs go (relative to the source tree).

@@ -655,8 +655,15 @@ async fn run(
         }
         Command::List { vars, assignments } => {
             let v = vars_for(vars, assignments, true)?;
-            for n in catalog.image_names() {
-                println!("{}:{}", v.repository(&n), v.get("DOCKER_TAG"));
+            // as `make docker-list`: each image at its first tag ($(DOCKER_TAG) on 1.x,
+            // $(FABRIC_VER) on 2.x/3.x, whose DOCKER_TAG is never created)
+            for s in catalog.images() {
+                let first = s.tag_patterns(&v).into_iter().next().unwrap_or_default();
+                println!(
+                    "{}:{}",
+                    v.repository(&s.image),
+                    imgforge::spec::expand_tag(&first, &v)
+                );
             }
             Ok(())
         }
@@ -695,6 +702,24 @@ async fn run(
                 if let Some(src) = &v.source {
                     let line = imgforge::config::fabric_line(src);
                     println!("{:<20} {line:<45} (Makefile, go.mod)", "# Fabric line");
+                    if let imgforge::config::FabricLine::V2 { go, .. } = &line {
+                        println!(
+                            "{:<20} {:<45} (go.mod)",
+                            "# Go required",
+                            go.as_deref().unwrap_or("(no go line)")
+                        );
+                        let image = v.base_image("baseimage");
+                        let have = match engine.inspect_image(&image).await {
+                            Ok(Some(i)) => i
+                                .labels
+                                .get(imgforge::config::LABEL_GO_VERSION)
+                                .cloned()
+                                .unwrap_or_else(|| "unknown (no Go version label)".into()),
+                            Ok(None) => "(build image not in the engine)".into(),
+                            Err(_) => "(engine not reachable)".into(),
+                        };
+                        println!("{:<20} {have:<45} ({image})", "# Go of build image");
+                    }
                 }
             }
             Ok(())
@@ -826,7 +851,9 @@ fn print_error(e: &Error) {
 fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // the specs decide which image commands exist: loaded (and checked) before parsing
-    let catalog = match Catalog::load(&args::spec_dirs(&argv)) {
+    // (and the tree's line picks the built-in set: payload-specs/ or payload-specs/v2/)
+    let line = imgforge::config::fabric_line(&args::source_dir(&argv));
+    let catalog = match Catalog::load_for(&args::spec_dirs(&argv), &line) {
         Ok(c) => c,
         Err(e) => {
             let e = Error::from(e);

@@ -80,6 +80,7 @@ pub struct Var {
 /// Every variable name imgforge understands, in the order `imgforge config` prints them.
 pub const VAR_NAMES: &[&str] = &[
     "BASE_VERSION",
+    "FABRIC_VER",
     "PREV_VERSION",
     "BASEIMAGE_RELEASE",
     "EXTRA_VERSION",
@@ -460,6 +461,53 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
+/// `TWO_DIGIT_VERSION` of a version: a leading `v` dropped, the first two dot-separated parts
+/// (Fabric 2.x Makefile: `sed -e 's/^v\(.*\)/\1/' | cut -d '.' -f 1,2`).
+pub fn two_digit_of(version: &str) -> String {
+    let v = version.strip_prefix('v').unwrap_or(version);
+    v.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
+/// Label of a 2.x build image holding the version of its Go (`1.24.4`), read from the root
+/// filesystem when the factory made it (`labels_from_files` of `payload-specs/v2/baseimage.toml`).
+pub const LABEL_GO_VERSION: &str = "org.imgforge.go.version";
+
+/// The Go version in a `go version` output or a Go `VERSION` file (`go1.24.4`, `go version
+/// go1.24.4 linux/amd64`): `1.24.4`.
+pub fn parse_go_version(text: &str) -> Option<String> {
+    text.split_whitespace()
+        .find_map(|w| {
+            w.strip_prefix("go")
+                .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .map(str::to_string)
+}
+
+/// Whether Go `have` (`1.24.4`) satisfies a go.mod `go` line `need` (`1.24.2`, `1.26`):
+/// numeric comparison part by part, missing parts are 0; a pre-release suffix (`1.25rc1`)
+/// counts as its numeric prefix.
+pub fn go_satisfies(have: &str, need: &str) -> bool {
+    let parts = |v: &str| -> Vec<u64> {
+        v.split('.')
+            .map(|p| {
+                let digits: String = p.chars().take_while(|c| c.is_ascii_digit()).collect();
+                digits.parse().unwrap_or(0)
+            })
+            .collect()
+    };
+    let (h, n) = (parts(have), parts(need));
+    for i in 0..h.len().max(n.len()) {
+        let (a, b) = (
+            h.get(i).copied().unwrap_or(0),
+            n.get(i).copied().unwrap_or(0),
+        );
+        if a != b {
+            return a > b;
+        }
+    }
+    true
+}
+
 /// `(major, minor)` of a version such as `1.4.12` (missing parts are 0).
 pub fn two_digit(version: &str) -> (u32, u32) {
     let mut parts = version.split(['.', '-']).map(|p| p.parse().unwrap_or(0));
@@ -564,9 +612,29 @@ pub fn resolve(source: Option<&Path>, inputs: &VarInputs) -> Result<BuildVars, C
         vars: BTreeMap::new(),
     };
     let d = |v: &str| (v.to_string(), Origin::Default);
-    r.set("BASE_VERSION", |_| d("1.4.12"));
+    let derived = |v: &str| (v.to_string(), Origin::Derived);
+    // Fabric 2.x/3.x (Makefile v2.5.13/v3.1.0): `FABRIC_VER` is the version (no BASE_VERSION);
+    // imgforge's BASE_VERSION follows it, so labels and PROJECT_VERSION read as on 1.x.
+    let v2 = matches!(
+        source.as_deref().map(fabric_line),
+        Some(FabricLine::V2 { .. })
+    );
+    if v2 {
+        // common/metadata/metadata.go's default Version is "latest"
+        r.set("FABRIC_VER", |_| d("latest"));
+        r.set("BASE_VERSION", |r| derived(r.get("FABRIC_VER")));
+    } else {
+        r.set("BASE_VERSION", |_| d("1.4.12"));
+        r.set("FABRIC_VER", |r| derived(r.get("BASE_VERSION")));
+    }
     r.set("PREV_VERSION", |_| d(""));
-    r.set("BASEIMAGE_RELEASE", |_| d("0.4.22"));
+    if v2 {
+        // no fabric-baseimage release on 2.x: the base images come from Debian trixie
+        // (payload-specs/v2), whatever the Fabric version, so one debootstrap serves all trees
+        r.set("BASEIMAGE_RELEASE", |_| d("trixie"));
+    } else {
+        r.set("BASEIMAGE_RELEASE", |_| d("0.4.22"));
+    }
     let src_for_git = source.clone();
     r.set("EXTRA_VERSION", |_| {
         match src_for_git.as_deref().and_then(git_short_head) {
@@ -583,32 +651,43 @@ pub fn resolve(source: Option<&Path>, inputs: &VarInputs) -> Result<BuildVars, C
         }
     });
     r.set("TWO_DIGIT_VERSION", |r| {
-        let b = r.get("BASE_VERSION");
-        let two: Vec<&str> = b.split('.').take(2).collect();
-        (two.join("."), Origin::Derived)
+        // 2.x Makefile: `echo $(FABRIC_VER) | sed -e 's/^v\(.*\)/\1/' | cut -d '.' -f 1,2`
+        let b = r.get(if v2 { "FABRIC_VER" } else { "BASE_VERSION" });
+        (two_digit_of(b), Origin::Derived)
     });
     r.set("ARCH", |_| {
         (go_arch(std::env::consts::ARCH).to_string(), Origin::Default)
     });
     r.set("DOCKER_NS", |_| d("hyperledger"));
-    r.set("BASE_DOCKER_NS", |_| d("hyperledger"));
+    if v2 {
+        // the 2.x peer looks for $(DOCKER_NS)/fabric-baseos:$(TWO_DIGIT_VERSION) (core.yaml
+        // chaincode.golang.runtime): the base images live in DOCKER_NS, tagged TWO_DIGIT_VERSION
+        r.set("BASE_DOCKER_NS", |r| derived(r.get("DOCKER_NS")));
+    } else {
+        r.set("BASE_DOCKER_NS", |_| d("hyperledger"));
+    }
     r.set("DOCKER_TAG", |r| {
         (
             format!("{}-{}", r.get("ARCH"), r.get("PROJECT_VERSION")),
             Origin::Derived,
         )
     });
-    r.set("BASE_DOCKER_TAG", |r| {
-        (
-            format!("{}-{}", r.get("ARCH"), r.get("BASEIMAGE_RELEASE")),
-            Origin::Derived,
-        )
-    });
+    if v2 {
+        r.set("BASE_DOCKER_TAG", |r| derived(r.get("TWO_DIGIT_VERSION")));
+    } else {
+        r.set("BASE_DOCKER_TAG", |r| {
+            (
+                format!("{}-{}", r.get("ARCH"), r.get("BASEIMAGE_RELEASE")),
+                Origin::Derived,
+            )
+        });
+    }
     r.set("BASE_DOCKER_LABEL", |_| d("org.hyperledger.fabric"));
     r.set("GO_TAGS", |_| d(""));
     r.set("DOCKER_DYNAMIC_LINK", |r| {
+        // 2.x builds with cgo on (gcc in the builder), linking glibc dynamically
         (
-            default_dynamic_link(r.get("BASE_VERSION")).to_string(),
+            (v2 || default_dynamic_link(r.get("BASE_VERSION"))).to_string(),
             Origin::Default,
         )
     });
@@ -961,6 +1040,64 @@ mod tests {
 #[cfg(test)]
 mod line_tests {
     use super::*;
+
+    #[test]
+    fn a_2x_tree_derives_its_variables_from_fabric_ver() {
+        let tree = |makefile: &str| {
+            let d = tempfile::tempdir().unwrap();
+            std::fs::write(d.path().join("Makefile"), makefile).unwrap();
+            d
+        };
+        let inputs = |flags: &[(&str, &str)], _env: &[(&str, &str)]| VarInputs {
+            flags: flags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            env: Default::default(),
+        };
+        let d = tree("UBUNTU_VER ?= 22.04\nFABRIC_VER ?= 2.5.13\n");
+        std::fs::write(
+            d.path().join("go.mod"),
+            "module github.com/hyperledger/fabric\n\ngo 1.24.2\n",
+        )
+        .unwrap();
+        let v = resolve(Some(d.path()), &inputs(&[("DOCKER_NS", "acme")], &[])).unwrap();
+        for (n, want, origin) in [
+            ("FABRIC_VER", "2.5.13", Origin::Makefile),
+            ("BASE_VERSION", "2.5.13", Origin::Derived),
+            ("TWO_DIGIT_VERSION", "2.5", Origin::Derived),
+            ("BASE_DOCKER_NS", "acme", Origin::Derived),
+            ("BASE_DOCKER_TAG", "2.5", Origin::Derived),
+            ("DOCKER_DYNAMIC_LINK", "true", Origin::Default),
+        ] {
+            assert_eq!(
+                v.var(n).map(|x| (x.value.as_str(), x.origin)),
+                Some((want, origin)),
+                "{n}"
+            );
+        }
+        assert_eq!(v.base_image("baseos"), "acme/fabric-baseos:2.5");
+        assert_eq!(two_digit_of("v3.1.0"), "3.1");
+        // a 1.x tree: FABRIC_VER follows BASE_VERSION and changes nothing else
+        let d = tree("BASE_VERSION = 1.4.12\n");
+        let v = resolve(Some(d.path()), &inputs(&[], &[])).unwrap();
+        assert_eq!(v.get("FABRIC_VER"), "1.4.12");
+        assert_eq!(v.get("BASE_DOCKER_NS"), "hyperledger");
+    }
+
+    #[test]
+    fn go_versions_compare_numerically() {
+        assert!(go_satisfies("1.24.4", "1.24.2"));
+        assert!(go_satisfies("1.24.4", "1.24"));
+        assert!(go_satisfies("1.24.4", "1.24.0"));
+        assert!(!go_satisfies("1.24.4", "1.26.4"));
+        assert!(!go_satisfies("1.24.4", "1.25rc1"));
+        assert!(go_satisfies("1.100", "1.99.9"));
+        assert_eq!(
+            parse_go_version("go version go1.24.4 linux/amd64").as_deref(),
+            Some("1.24.4")
+        );
+    }
 
     #[test]
     fn a_tree_tells_its_line() {

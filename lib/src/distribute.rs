@@ -92,7 +92,7 @@ pub fn references(
         match catalog.image(n) {
             Ok(spec) => {
                 let repo = vars.repository(&spec.image);
-                for t in &spec.tags {
+                for t in &spec.tag_patterns(vars) {
                     let r = format!("{repo}:{}", crate::spec::expand_tag(t, vars));
                     if !out.contains(&r) {
                         out.push(r);

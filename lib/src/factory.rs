@@ -129,6 +129,9 @@ pub fn changes(spec: &BaseSpec, vars: &BuildVars) -> Vec<String> {
     if let Some(w) = &spec.config.workdir {
         c.push(format!("WORKDIR {w}"));
     }
+    if let Some(u) = &spec.config.user {
+        c.push(format!("USER {u}"));
+    }
     c.push(format!(
         "CMD {}",
         serde_json::to_string(&spec.config.cmd).expect("strings serialize")
@@ -147,6 +150,30 @@ pub fn changes(spec: &BaseSpec, vars: &BuildVars) -> Vec<String> {
 
 fn step_of(spec: &BaseSpec) -> String {
     format!("base/{}", spec.image)
+}
+
+/// The recipe as the content key holds it: the text of the recipe's first three fields as
+/// they always were (so a spec without users and owned dirs keeps its key, and its cached
+/// image); with users or owned dirs, every field.
+fn recipe_key(r: &crate::spec::RootfsRecipe) -> String {
+    #[derive(Debug)]
+    #[allow(dead_code)] // read through Debug
+    struct RootfsRecipe<'a> {
+        variant: &'a String,
+        include: &'a Vec<String>,
+        dirs: &'a Vec<(String, String)>,
+    }
+    if !r.users.is_empty() || !r.owned_dirs.is_empty() {
+        return format!("{r:?}");
+    }
+    format!(
+        "{:?}",
+        RootfsRecipe {
+            variant: &r.variant,
+            include: &r.include,
+            dirs: &r.dirs,
+        }
+    )
 }
 
 /// Run debootstrap (as root) into `<work_dir>/rootfs-<key>` unless a finished tree is there.
@@ -286,6 +313,24 @@ async fn debootstrap(
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m))
             .map_err(|e| Error::io(&step, "chmod", &p, e))?;
     }
+    for (name, id, home) in &spec.rootfs.users {
+        let id: u32 = id.parse().map_err(|_| Error::Input {
+            step: step.clone(),
+            message: format!("uid {id:?} of user {name} in the payload spec is not a number"),
+            hint: "write users like [\"chaincode\", \"500\", \"/home/chaincode\"]".into(),
+        })?;
+        crate::rootfs_edit::add_user(&tmp, name, id, home)
+            .map_err(|e| Error::io(&step, "add user", tmp.join("etc/passwd"), e))?;
+    }
+    for (dir, mode, owner) in &spec.rootfs.owned_dirs {
+        let m = u32::from_str_radix(mode, 8).map_err(|_| Error::Input {
+            step: step.clone(),
+            message: format!("mode {mode:?} of {dir} in the payload spec is not octal"),
+            hint: "write modes like \"0755\"".into(),
+        })?;
+        crate::rootfs_edit::owned_dir(&tmp, dir, m, owner)
+            .map_err(|e| Error::io(&step, "create", tmp.join(dir), e))?;
+    }
     std::fs::rename(&tmp, &dest).map_err(|e| Error::io(&step, "rename", &tmp, e))?;
     reporter.event(&Event::StepFinished {
         step,
@@ -336,7 +381,7 @@ pub async fn build_base<E: Engine>(
     // 1. The content key, as cheaply as the input allows.
     let (key, dir) = match &opts.rootfs {
         RootfsInput::Debootstrap { suite, mirror } => {
-            let recipe = format!("{:?}", spec.rootfs);
+            let recipe = recipe_key(&spec.rootfs);
             let key = sha256_hex(&[
                 FACTORY_VERSION,
                 "debootstrap",
@@ -479,6 +524,7 @@ pub async fn build_base<E: Engine>(
         (_, d) => d,
     };
     let skipped = Arc::new(Mutex::new(Vec::<String>::new()));
+    let tree_dir = dir.clone();
     let producer: LayerProducer = match (&opts.rootfs, dir) {
         (RootfsInput::Tar(t), _) => {
             let t = t.clone();
@@ -505,6 +551,20 @@ pub async fn build_base<E: Engine>(
     };
     let mut all_changes = changes.clone();
     all_changes.push(format!("LABEL {LABEL_CONTENT_KEY}={key}"));
+    // labels read from the tree (the build image's Go version), when there is a tree
+    if let Some(d) = &tree_dir {
+        for (label, file) in &spec.config.labels_from_files {
+            match crate::rootfs_edit::label_from_file(d, file) {
+                Some(v) => all_changes.push(format!("LABEL {label}={v}")),
+                None => reporter.event(&Event::Notice {
+                    step: step.clone(),
+                    message: format!(
+                        "label {label} left out: cannot read /{file} of the root filesystem"
+                    ),
+                }),
+            }
+        }
+    }
     let started = std::time::Instant::now();
     reporter.event(&Event::StepStarted {
         step: step.clone(),
@@ -575,4 +635,24 @@ pub async fn build_base<E: Engine>(
         key,
         fresh: false,
     })
+}
+
+#[cfg(test)]
+mod recipe_key_tests {
+    #[test]
+    fn a_recipe_without_users_keeps_the_key_it_always_had() {
+        let r = crate::spec::base_spec("baseimage").unwrap().rootfs;
+        assert_eq!(
+            super::recipe_key(&r),
+            format!(
+                "RootfsRecipe {{ variant: {:?}, include: {:?}, dirs: {:?} }}",
+                r.variant, r.include, r.dirs
+            )
+        );
+        let v2 = crate::spec::Catalog::builtin_v2()
+            .base("baseos")
+            .unwrap()
+            .rootfs;
+        assert!(super::recipe_key(&v2).contains("users: [(\"chaincode\""));
+    }
 }

@@ -185,6 +185,7 @@ async fn effects(
 /// `BUILD_DIR` moves every output, so every step is new there: not a freshness question.
 const VAR_CASES: &[(&str, &str)] = &[
     ("BASE_VERSION", "1.4.13"),
+    ("FABRIC_VER", "2.5.99"),
     ("PREV_VERSION", "1.4.11"),
     ("BASEIMAGE_RELEASE", "0.4.23"),
     ("EXTRA_VERSION", "def"),

@@ -42,6 +42,7 @@ pub mod fingerprint;
 pub mod pipeline;
 pub mod redact;
 pub mod reference;
+pub mod rootfs_edit;
 pub mod smoke;
 pub mod spec;
 pub mod steps;

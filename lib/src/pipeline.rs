@@ -632,19 +632,6 @@ pub async fn explain<E: Engine>(
 ///
 /// The first step's check that fails; [`plan`]'s errors.
 pub fn preflight<E: Engine>(cx: &Cx<'_, E>, spec: &ImageSpec) -> Result<(), Error> {
-    // a 2.x/3.x tree would fail minutes later in the compile, with a GOPATH error
-    if let Some(src) = &cx.vars.source {
-        if let line @ crate::config::FabricLine::V2 { .. } = crate::config::fabric_line(src) {
-            return Err(Error::Input {
-                step: format!("image/{}", spec.image),
-                message: format!(
-                    "{} is a Fabric {line} tree: imgforge builds Fabric 1.x trees (a Makefile with BASE_VERSION, images/*/Dockerfile.in, GOPATH builds)",
-                    src.display()
-                ),
-                hint: "check out a 1.x tag (v1.4.12 is the reference); Fabric 2.5/3.x images are not built by imgforge yet".into(),
-            });
-        }
-    }
     for step in plan(cx, spec)? {
         step.preflight(cx)?;
     }
@@ -898,7 +885,14 @@ pub async fn preflight_all<E: Engine>(
     }
     bases.sort();
     bases.dedup();
-    cx.require_bases(step, &bases).await
+    cx.require_bases(step, &bases).await?;
+    // checks that ask the engine (the build image's Go against the tree's go.mod)
+    for s in specs {
+        for op in plan(cx, s)? {
+            op.preflight_engine(cx).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Build one Fabric image: everything `make <name>-docker` does, skipping fresh steps.

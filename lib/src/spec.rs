@@ -74,6 +74,11 @@ pub struct ImageSpec {
     pub base: String,
     /// Tags to apply, with `{VAR}` placeholders for build variables.
     pub tags: Vec<String>,
+    /// Tags applied only when every variable they name was set by the user (command line or
+    /// environment), after [`ImageSpec::tags`]: the Fabric 2.x line tags `$(DOCKER_TAG)` only
+    /// when it is asked for (its Makefile derives `DOCKER_TAG` but never creates that tag).
+    #[serde(default)]
+    pub tags_if_set: Vec<String>,
     /// Payload files, in order.
     #[serde(default)]
     pub payload: Vec<PayloadEntry>,
@@ -100,9 +105,35 @@ impl ImageSpec {
     /// Where the spec comes from, for messages: `payload-specs/peer.toml (built in)` or its path.
     pub fn origin(&self) -> String {
         match &self.location {
+            SpecLocation::Builtin if self.template.starts_with("v2/") => {
+                format!("payload-specs/v2/{}.toml (built in)", self.image)
+            }
             SpecLocation::Builtin => format!("payload-specs/{}.toml (built in)", self.image),
             SpecLocation::File(p) => p.display().to_string(),
         }
+    }
+
+    /// The tag patterns that apply with `vars`: [`ImageSpec::tags`], then those of
+    /// [`ImageSpec::tags_if_set`] whose variables were all set on the command line or in the
+    /// environment.
+    pub fn tag_patterns(&self, vars: &BuildVars) -> Vec<String> {
+        let set_by_user = |t: &String| {
+            placeholders(t).is_some_and(|names| {
+                names.iter().all(|n| {
+                    vars.var(n).is_some_and(|v| {
+                        matches!(
+                            v.origin,
+                            crate::config::Origin::Flag | crate::config::Origin::Env
+                        )
+                    })
+                })
+            })
+        };
+        self.tags
+            .iter()
+            .cloned()
+            .chain(self.tags_if_set.iter().filter(|t| set_by_user(t)).cloned())
+            .collect()
     }
 
     /// imgforge's own template for this image: the spec directory's, else the built-in one
@@ -139,6 +170,17 @@ pub struct RootfsRecipe {
     /// Directories added to the image layer: `[path relative to /, octal mode]`.
     #[serde(default)]
     pub dirs: Vec<(String, String)>,
+    /// Users added to the root filesystem, each with a group of the same name and id:
+    /// `[name, uid, home]` (as Fabric 2.x's baseos `addgroup --gid 500 chaincode; adduser
+    /// --disabled-password --uid 500 --gid 500 --home /home/chaincode chaincode`); the home
+    /// directory is made, owned by the user, mode 0755.
+    #[serde(default)]
+    pub users: Vec<(String, String, String)>,
+    /// Directories added after the users, with their owner: `[path relative to /, octal mode,
+    /// "uid:gid"]` (ccenv's `mkdir -p /chaincode/output /chaincode/input; chown -R
+    /// chaincode:chaincode /chaincode`).
+    #[serde(default)]
+    pub owned_dirs: Vec<(String, String, String)>,
 }
 
 /// Image configuration applied on import.
@@ -152,6 +194,15 @@ pub struct BaseConfig {
     pub workdir: Option<String>,
     /// `CMD`.
     pub cmd: Vec<String>,
+    /// `USER`, if any.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Labels whose value is the first line of a file of the root filesystem, read after
+    /// debootstrap or from `--rootfs DIR` (`{ "org.imgforge.go.version" = "usr/lib/go/VERSION" }`);
+    /// left out for a `--rootfs` tar. A leading `go` of the value is dropped (Go's `VERSION`
+    /// file says `go1.24.4`).
+    #[serde(default)]
+    pub labels_from_files: std::collections::BTreeMap<String, String>,
     /// Command run in the new image to check it works.
     pub check: Vec<String>,
     /// Text the check's output must contain.
@@ -306,24 +357,59 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// The built-in specs.
+    /// The built-in specs of the Fabric 1.x line (`payload-specs/*.toml`).
     pub fn builtin() -> Catalog {
         static BUILTIN: std::sync::OnceLock<Catalog> = std::sync::OnceLock::new();
         BUILTIN
-            .get_or_init(|| {
-                let mut c = Catalog {
-                    images: Vec::new(),
-                    bases: Vec::new(),
-                };
-                let files = BUILTIN_SPECS
-                    .iter()
-                    .map(|(f, t)| (PathBuf::from(f), t.to_string()))
-                    .collect();
-                c.add_all(files, None)
-                    .unwrap_or_else(|e| panic!("built-in spec: {e}"));
-                c
-            })
+            .get_or_init(|| Catalog::of_texts(BUILTIN_SPECS, ""))
             .clone()
+    }
+
+    /// The built-in specs of the Fabric 2.x/3.x line (`payload-specs/v2/*.toml`, templates
+    /// `dockerfiles/v2/<name>`).
+    pub fn builtin_v2() -> Catalog {
+        static BUILTIN: std::sync::OnceLock<Catalog> = std::sync::OnceLock::new();
+        BUILTIN
+            .get_or_init(|| Catalog::of_texts(BUILTIN_SPECS_V2, "v2/"))
+            .clone()
+    }
+
+    /// The built-in specs for a tree of `line` ([`crate::config::fabric_line`]).
+    pub fn builtin_for(line: &crate::config::FabricLine) -> Catalog {
+        match line {
+            crate::config::FabricLine::V1 => Catalog::builtin(),
+            crate::config::FabricLine::V2 { .. } => Catalog::builtin_v2(),
+        }
+    }
+
+    /// [`Catalog::load`] for a tree of `line`: that line's built-in specs, then `dirs`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Catalog::load`].
+    pub fn load_for(
+        dirs: &[PathBuf],
+        line: &crate::config::FabricLine,
+    ) -> Result<Catalog, SpecError> {
+        let mut c = Catalog::builtin_for(line);
+        for d in dirs {
+            c.add_dir(d)?;
+        }
+        Ok(c)
+    }
+
+    fn of_texts(texts: &[(&str, &str)], prefix: &str) -> Catalog {
+        let mut c = Catalog {
+            images: Vec::new(),
+            bases: Vec::new(),
+        };
+        let files = texts
+            .iter()
+            .map(|(f, t)| (PathBuf::from(format!("{prefix}{f}")), t.to_string()))
+            .collect();
+        c.add_all(files, None)
+            .unwrap_or_else(|e| panic!("built-in spec: {e}"));
+        c
     }
 
     /// Add `(file, text)` specs: base specs first, so that an image spec may name a base spec
@@ -433,6 +519,9 @@ impl Catalog {
             return Err(malformed(&shown, format!("{}field image: {:?} in a file named {stem}.toml: the file must be named after the image", field_line("image"), s.image)));
         }
         check_tags(&shown, &s.tags, &field_line("tags"))?;
+        if !s.tags_if_set.is_empty() {
+            check_tags(&shown, &s.tags_if_set, &field_line("tags_if_set"))?;
+        }
         // base specs are added before image specs (see `add_all`)
         let bases: Vec<&str> = self.bases.iter().map(|b| b.image.as_str()).collect();
         if s.base == s.image || self.images.iter().any(|i| i.image == s.base) {
@@ -658,6 +747,37 @@ mod tests {
             "make docker order"
         );
         assert!(matches!(image_spec("nope"), Err(SpecError::Unknown { .. })));
+    }
+
+    #[test]
+    fn the_2x_specs_parse_and_tag_docker_tag_only_when_set() {
+        let c = Catalog::builtin_v2();
+        assert_eq!(c.image_names(), ["peer", "orderer", "ccenv", "tools"]);
+        assert_eq!(c.base_names(), ["baseimage", "baseos"]);
+        for s in c.images() {
+            assert!(s.template.starts_with("v2/"), "{}", s.image);
+            assert!(builtin_template(&s.template).is_some(), "{}", s.template);
+            assert_eq!(s.tags, ["{FABRIC_VER}", "{TWO_DIGIT_VERSION}", "latest"]);
+            assert!(s.origin().starts_with("payload-specs/v2/"));
+        }
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("Makefile"), "FABRIC_VER ?= v3.1.0\n").unwrap();
+        let peer = c.image("peer").unwrap();
+        let mut i = crate::config::VarInputs::default();
+        let v = crate::config::resolve(Some(d.path()), &i).unwrap();
+        assert_eq!(v.get("TWO_DIGIT_VERSION"), "3.1");
+        assert_eq!(
+            peer.tag_patterns(&v).len(),
+            3,
+            "DOCKER_TAG is derived: not a tag"
+        );
+        i.flags.insert("DOCKER_TAG".into(), "mine".into());
+        let v = crate::config::resolve(Some(d.path()), &i).unwrap();
+        assert_eq!(peer.tag_patterns(&v).last().unwrap(), "{DOCKER_TAG}");
+        assert_eq!(
+            Catalog::builtin_for(&crate::config::FabricLine::V1).image_names(),
+            image_names()
+        );
     }
 
     /// Each bad spec of a spec directory gives its own message, naming the file, the line and

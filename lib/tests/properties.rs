@@ -1027,6 +1027,7 @@ fn spec_case() -> impl Strategy<Value = SpecCase> {
                         template,
                         base,
                         tags,
+                        tags_if_set: Vec::new(),
                         payload: payload
                             .into_iter()
                             .map(|(file, source)| entry(file, &source))

@@ -144,7 +144,11 @@ pub fn references<E: Engine>(
     spec: &ImageSpec,
 ) -> Result<(String, Vec<String>), Error> {
     let repository = cx.vars.repository(&spec.image);
-    let tags: Vec<String> = spec.tags.iter().map(|t| expand_tag(t, cx.vars)).collect();
+    let tags: Vec<String> = spec
+        .tag_patterns(cx.vars)
+        .iter()
+        .map(|t| expand_tag(t, cx.vars))
+        .collect();
     for t in &tags {
         crate::reference::validate_tag("tag", t).map_err(|e| Error::Config(e.into()))?;
     }

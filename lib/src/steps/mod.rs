@@ -8,18 +8,26 @@
 //!  render ────────────────┘          (Dockerfile.in → Dockerfile)
 //! ```
 //!
+//! The Fabric 2.x/3.x line (`payload-specs/v2/`) adds three kinds: [`gomod`] (`go build
+//! -mod=vendor` of `./cmd/<name>` in the trixie build image, the 2.x metadata flags),
+//! [`ccaas`] (Fabric's ccaas builder, GOPATH mode over Debian's Go packages) and
+//! [`tree_file`] (one file of the tree, as `COPY sampleconfig/core.yaml`).
+//!
 //! Each module starts with the Makefile rule it replaces and an inputs → outputs table, and
 //! implements its step as an [`Op`] (what it reads, what it writes, how it runs); payload
 //! kinds of specs (`kind = "binary"`, …) are registered in [`registry`].
 
 pub mod archives;
+pub mod ccaas;
 pub mod chaintool;
 pub mod compile;
+pub mod gomod;
 pub mod gotools;
 pub mod image;
 mod op;
 pub mod payload;
 pub mod render;
+pub mod tree_file;
 
 pub use op::{
     check_kind, files_only, kind_names, registry, Input, KindEntry, Op, Output, PayloadFile,
@@ -250,7 +258,16 @@ impl<E: Engine> Cx<'_, E> {
     /// name it (`BASE_DOCKER_NS`, `BASEIMAGE_RELEASE`, `ARCH`, `BASE_DOCKER_TAG`) are repeated
     /// when they were given on the command line (the environment carries over by itself).
     fn base_command(&self, name: &str) -> String {
-        let mut cmd = format!("imgforge {name} --debootstrap bookworm");
+        let mut cmd = match self.vars.source.as_deref() {
+            // the 2.x/3.x specs: Debian trixie (Go 1.24), named for the tree
+            Some(src) if crate::config::fabric_line(src) != crate::config::FabricLine::V1 => {
+                format!(
+                    "imgforge {name} --source {} --debootstrap trixie",
+                    crate::engine::shell_join(&[src.display().to_string()])
+                )
+            }
+            _ => format!("imgforge {name} --debootstrap bookworm"),
+        };
         for var in [
             "BASE_DOCKER_NS",
             "BASEIMAGE_RELEASE",

@@ -162,6 +162,17 @@ pub trait Op<E: Engine>: Any + Send + Sync {
         Ok(())
     }
 
+    /// Checks that need the engine but run nothing (inspecting an image), run before any step
+    /// starts and after the base images were found: a build image whose Go is older than the
+    /// tree's go.mod asks for. Nothing by default.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Input`] naming what is wrong; the engine's error.
+    fn preflight_engine<'a>(&'a self, _cx: &'a Cx<'a, E>) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Do the work. `fingerprint` is the key of the step's current fingerprint (the image step
     /// labels its image with it).
     fn run<'a>(
@@ -301,6 +312,9 @@ pub fn registry<E: Engine>() -> Vec<KindEntry<E>> {
         KindEntry::of::<super::archives::GotoolsArchive>(),
         KindEntry::of::<super::archives::SourceTree>(),
         KindEntry::of::<super::chaintool::Chaintool>(),
+        KindEntry::of::<super::gomod::ModuleBinary>(),
+        KindEntry::of::<super::ccaas::CcaasBuilder>(),
+        KindEntry::of::<super::tree_file::TreeFile>(),
     ]
 }
 

@@ -68,7 +68,9 @@ impl<E: Engine> Op<E> for Render {
                 value: kind,
             },
         ];
-        inputs.extend(Input::vars_read_by(cx.vars, Values::of));
+        inputs.extend(Input::vars_read_by(cx.vars, |v| {
+            Values::of_template(v, &text)
+        }));
         Ok(inputs)
     }
 
@@ -92,9 +94,14 @@ pub const TOKENS: &[(&str, &str)] = &[
     ("_TAG_", "DOCKER_TAG"),
 ];
 
+/// Tokens a template may use besides [`TOKENS`]; a render reads their variable only when the
+/// template uses them. `_FABRIC_VER_`: Fabric 2.x/3.x runtime stages' `ENV FABRIC_VER
+/// ${FABRIC_VER}` (`--build-arg FABRIC_VER=$(FABRIC_VER)` of the Makefile).
+pub const OPTIONAL_TOKENS: &[(&str, &str)] = &[("_FABRIC_VER_", "FABRIC_VER")];
+
 /// A template used a `_TOKEN_` that imgforge does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown token {token} at line {line} of {template}: templates may use only _BASE_NS_, _NS_, _BASE_TAG_ and _TAG_")]
+#[error("unknown token {token} at line {line} of {template}: templates may use only _BASE_NS_, _NS_, _BASE_TAG_, _TAG_ and _FABRIC_VER_")]
 pub struct UnknownToken {
     /// The token as written, e.g. `_DOCKER_BASE_`.
     pub token: String,
@@ -182,7 +189,7 @@ pub fn render(
     vars: &BuildVars,
     template_name: &str,
 ) -> Result<String, UnknownToken> {
-    let v = Values::of(vars);
+    let v = Values::of_template(vars, template);
     let mut out = substitute(template, &v.tokens, template_name)?;
     if !out.is_empty() && !out.ends_with('\n') {
         out.push('\n');
@@ -222,6 +229,17 @@ impl Values {
             version: vars.get("BASE_VERSION").to_string(),
             base_version: vars.get("BASEIMAGE_RELEASE").to_string(),
         }
+    }
+
+    /// [`Values::of`] plus the [`OPTIONAL_TOKENS`] that `template` uses.
+    pub fn of_template(vars: &BuildVars, template: &str) -> Values {
+        let mut v = Values::of(vars);
+        for (tok, var) in OPTIONAL_TOKENS {
+            if template.contains(tok) {
+                v.tokens.push((tok, vars.get(var).to_string()));
+            }
+        }
+        v
     }
 }
 
