@@ -203,6 +203,8 @@ async fn build<E: Engine>(cx: &Cx<'_, E>, op: &Ccaas) -> Result<(), Error> {
         ],
         workdir: Some(format!("{GOPATH}/src/{PKGNAME}/ccaas_builder")),
         user: Some(cx.user()),
+        outputs: vec![OUT.to_string()],
+        caches: vec![CACHE.to_string()],
         ..Default::default()
     };
     let t = cx.start(

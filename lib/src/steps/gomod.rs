@@ -306,6 +306,9 @@ async fn build<E: Engine>(cx: &Cx<'_, E>, op: &GoBuild) -> Result<(), Error> {
         ],
         workdir: Some(SRC.to_string()),
         user: Some(cx.user()),
+        outputs: vec![OUT.to_string()],
+        caches: vec![CACHE.to_string()],
+        not_shipped: crate::steps::compile::not_shipped(cx),
         ..Default::default()
     };
     let t = cx.start(
