@@ -2143,3 +2143,238 @@ async fn chaincode_build_makes_the_peers_image_once_from_a_package_file() {
         assert!(engine_lookup(&engine, r).await.is_none(), "{r} left");
     }
 }
+
+/// Issue 9, item 1: `chaincode build --name --version --path [--gopath]` packages the chaincode
+/// from a GOPATH as the 1.4.12 peer CLI does (`core/chaincode/platforms/golang/platform.go`
+/// `GetDeploymentPayload`): the package's own files and its root META-INF, its GOPATH
+/// dependency vendored under it, the shim left to ccenv, everything else left out; then builds
+/// through the same path as `--package`, so the package file it writes gives the same image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaincode_build_from_gopath_packages_as_the_peer_and_matches_the_package_form() {
+    let Some((engine, _serial)) = imgforge_tests::docker_test("chaincode build --path").await
+    else {
+        return;
+    };
+    let t = FixtureTree::new(|_| {});
+    let src = t.root.to_str().unwrap();
+    // the fixture tree sits at <tmp>/gopath/src/github.com/hyperledger/fabric
+    let gopath = t.tmp.path().join("gopath");
+    let gp = gopath.to_str().unwrap();
+    let w = |rel: &str, text: &str| {
+        let p = gopath.join("src").join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    w(
+        "example.com/gpcc/main.go",
+        "package main\n\nimport (\n\t\"fmt\"\n\t\"net\"\n\n\t\"example.com/gplib\"\n\t\"github.com/hyperledger/fabric/core/chaincode/shim\"\n)\n\nfunc main() { fmt.Println(shim.Banner(\"gpcc\"), gplib.Word(), net.JoinHostPort(\"p\", \"1\")) }\n",
+    );
+    w("example.com/gpcc/README.md", "left out: extension\n");
+    w("example.com/gpcc/sub/unused.go", "package sub\n"); // left out: a subdirectory
+    w(
+        "example.com/gpcc/META-INF/statedb/couchdb/indexes/byOwner.json",
+        r#"{"index":{"fields":["owner"]},"ddoc":"byOwner","name":"byOwner","type":"json"}"#,
+    );
+    w(
+        "example.com/gpcc/META-INF/statedb/couchdb/indexes/.swap.json",
+        "left out: hidden metadata",
+    );
+    w(
+        "example.com/gplib/lib.go",
+        "package gplib\n\n// Word is the dependency's part of the output.\nfunc Word() string { return \"gplib-word\" }\n",
+    );
+    w("example.com/gplib/lib.yaml", "kept: .yaml\n");
+    w("example.com/gplib/notes.txt", "left out: extension\n");
+    w("example.com/unused/u.go", "package unused\n"); // left out: not imported
+    let ns = "imgforgetestgp";
+    let (dns, bns) = (
+        format!("DOCKER_NS={ns}"),
+        format!("BASE_DOCKER_NS={}", imgforge_tests::TEST_NS),
+    );
+    let chaintool = t.tmp.path().join("chaintool");
+    std::fs::write(&chaintool, "#!/bin/sh\necho chaintool\n").unwrap();
+    let o = imgforge(
+        &[
+            "ccenv",
+            "--source",
+            src,
+            "--chaintool",
+            chaintool.to_str().unwrap(),
+            &dns,
+            &bns,
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    let pid = std::process::id();
+    let (p0, p1) = (format!("peer0.gp{pid}.test"), format!("peer1.gp{pid}.test"));
+    let cds = t.tmp.path().join("gpcc.cds");
+    let cds_s = cds.to_str().unwrap();
+    let base = [
+        "chaincode",
+        "build",
+        "--peer-id",
+        &p0,
+        "--peer-id",
+        &p1,
+        "--source",
+        src,
+        &dns,
+        &bns,
+    ];
+    let with = |extra: &[&str], env: &[(&str, &str)]| {
+        let args: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
+        imgforge(&args, env)
+    };
+    let built_refs = |err: &str, verb: &str| -> Vec<(String, String)> {
+        err.lines()
+            .filter_map(|l| l.trim().strip_prefix(verb))
+            .map(|l| {
+                let mut it = l.split_whitespace();
+                let r = it.next().unwrap().to_string();
+                let id = it.next().unwrap_or("").trim_matches(['(', ')']).to_string();
+                (r, id)
+            })
+            .collect()
+    };
+    let path_form = [
+        "--name",
+        "gpcc",
+        "--version",
+        "1.0",
+        "--path",
+        "example.com/gpcc",
+        "--gopath",
+        gp,
+        "--write-package",
+        cds_s,
+    ];
+    let o = with(&path_form, &[]);
+    let err = text(&o).1;
+    let first = built_refs(&err, "Built ");
+    let run = first
+        .first()
+        .map(|(r, _)| imgforge_tests::docker_run(r, &["chaincode"]))
+        .unwrap_or_default();
+    // the package file it wrote reads back as the chaincode, with the peer's file set
+    let entries: Vec<(String, String)> = std::fs::read(&cds)
+        .ok()
+        .and_then(|b| imgforge::chaincode::build::read_package(&cds, &b).ok())
+        .map(|p| {
+            assert_eq!((p.name.as_str(), p.version.as_str()), ("gpcc", "1.0"));
+            assert_eq!(p.path, "example.com/gpcc");
+            // read with GNU tar, as a user would
+            let tgz = t.tmp.path().join("gpcc-code.tgz");
+            std::fs::write(&tgz, &p.code).unwrap();
+            let list = imgforge_tests::sh(Command::new("tar").arg("-tzf").arg(&tgz));
+            list.lines()
+                .map(|n| {
+                    let body =
+                        imgforge_tests::sh(Command::new("tar").arg("-xzOf").arg(&tgz).arg(n));
+                    (n.to_string(), body)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    // the same chaincode from that package file, its image removed first: rebuilt, same ID
+    for (r, _) in &first {
+        let _ = Command::new("docker").args(["rmi", r]).output();
+    }
+    let gone = match first.first() {
+        Some((r, _)) => engine_lookup(&engine, r).await.is_none(),
+        None => false,
+    };
+    let again = with(&["--package", cds_s], &[]);
+    let err2 = text(&again).1;
+    let second = built_refs(&err2, "Built ");
+    // errors: not in GOPATH (checked before any container), not a main package (go list in
+    // the builder; GOPATH from the environment, as the Go tool)
+    let missing = with(
+        &[
+            "--name",
+            "x",
+            "--version",
+            "1",
+            "--path",
+            "example.com/nope",
+            "--gopath",
+            gp,
+        ],
+        &[],
+    );
+    let not_main = with(
+        &[
+            "--name",
+            "x",
+            "--version",
+            "1",
+            "--path",
+            "example.com/gplib",
+        ],
+        &[("GOPATH", gp)],
+    );
+    let cleaned = imgforge(
+        &["chaincode", "clean", "--peer-id", &p0, "--peer-id", &p1],
+        &[],
+    );
+    clean_images(src, ns);
+
+    assert!(o.status.success(), "{err}");
+    assert_eq!(first.len(), 2, "{err}");
+    assert!(
+        first[0].0.starts_with(&format!("dev-{p0}-gpcc-1.0-")),
+        "{err}"
+    );
+    assert!(
+        first[1].0.starts_with(&format!("dev-{p1}-gpcc-1.0-")),
+        "{err}"
+    );
+    assert!(
+        run.contains("Hello, gpcc!") && run.contains("gplib-word"),
+        "{run}"
+    );
+    let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "META-INF/statedb/couchdb/indexes/byOwner.json",
+            "src/example.com/gpcc/main.go",
+            "src/example.com/gpcc/vendor/example.com/gplib/lib.go",
+            "src/example.com/gpcc/vendor/example.com/gplib/lib.yaml",
+        ],
+        "{err}"
+    );
+    assert_eq!(entries[3].1, "kept: .yaml\n");
+    assert!(
+        err.contains("ignoring hidden file in metadata directory: META-INF/statedb/couchdb/indexes/.swap.json"),
+        "{err}"
+    );
+    assert!(gone, "the image was not removed before the --package run");
+    assert!(again.status.success(), "{err2}");
+    assert_eq!(second.len(), 2, "the --package run did not build: {err2}");
+    assert_eq!(
+        second, first,
+        "--package of the written file gave other names or another image"
+    );
+    let (code, e) = (missing.status.code(), text(&missing).1);
+    assert_eq!(code, Some(2), "{e}");
+    assert!(
+        e.contains("\"example.com/nope\" is not in GOPATH")
+            && e.contains(&format!("{gp}/src/example.com/nope does not exist")),
+        "{e}"
+    );
+    let (code, e) = (not_main.status.code(), text(&not_main).1);
+    assert_eq!(code, Some(2), "{e}");
+    assert!(
+        e.contains("is package \"gplib\", not a main package"),
+        "{e}"
+    );
+    assert!(
+        text(&cleaned).1.contains("Removed image"),
+        "{}",
+        text(&cleaned).1
+    );
+    for (r, _) in &first {
+        assert!(engine_lookup(&engine, r).await.is_none(), "{r} left");
+    }
+}
