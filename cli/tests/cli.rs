@@ -2287,6 +2287,57 @@ async fn chaincode_build_from_gopath_packages_as_the_peer_and_matches_the_packag
     let again = with(&["--package", cds_s], &[]);
     let err2 = text(&again).1;
     let second = built_refs(&err2, "Built ");
+    // the same files packed again by GNU tar (other bytes: gzip, user names, modes without
+    // the type bits) for a third peer: the compiler would see the same code, so the image is
+    // found by its fingerprint and only tagged
+    let repack = t.tmp.path().join("repack");
+    std::fs::create_dir_all(&repack).unwrap();
+    let code_tgz = t.tmp.path().join("gpcc-code.tgz");
+    if code_tgz.is_file() {
+        imgforge_tests::sh(
+            Command::new("tar")
+                .arg("-xzf")
+                .arg(&code_tgz)
+                .arg("-C")
+                .arg(&repack),
+        );
+        let mut tar = Command::new("tar");
+        tar.args(["--format=gnu", "-czf", "../gnu.tgz"])
+            .current_dir(&repack)
+            .args(entries.iter().map(|(n, _)| n.as_str()));
+        imgforge_tests::sh(&mut tar);
+    }
+    let gnu = std::fs::read(t.tmp.path().join("gnu.tgz")).unwrap_or_default();
+    let id = [
+        pb_bytes(1, b"example.com/gpcc"),
+        pb_bytes(2, b"gpcc"),
+        pb_bytes(3, b"1.0"),
+    ]
+    .concat();
+    let spec = [vec![0x08, 1], pb_bytes(2, &id)].concat();
+    let gnu_cds = t.tmp.path().join("gnu.cds");
+    std::fs::write(&gnu_cds, [pb_bytes(1, &spec), pb_bytes(3, &gnu)].concat()).unwrap();
+    let p2 = format!("peer2.gp{pid}.test");
+    let third = imgforge(
+        &[
+            "chaincode",
+            "build",
+            "--package",
+            gnu_cds.to_str().unwrap(),
+            "--peer-id",
+            &p2,
+            "--source",
+            src,
+            &dns,
+            &bns,
+        ],
+        &[],
+    );
+    let err3 = text(&third).1;
+    let fresh: Vec<(String, String)> = built_refs(&err3, "Fresh ")
+        .into_iter()
+        .filter(|(r, _)| r.starts_with("dev-"))
+        .collect();
     // errors: not in GOPATH (checked before any container), not a main package (go list in
     // the builder; GOPATH from the environment, as the Go tool)
     let missing = with(
@@ -2314,7 +2365,16 @@ async fn chaincode_build_from_gopath_packages_as_the_peer_and_matches_the_packag
         &[("GOPATH", gp)],
     );
     let cleaned = imgforge(
-        &["chaincode", "clean", "--peer-id", &p0, "--peer-id", &p1],
+        &[
+            "chaincode",
+            "clean",
+            "--peer-id",
+            &p0,
+            "--peer-id",
+            &p1,
+            "--peer-id",
+            &p2,
+        ],
         &[],
     );
     clean_images(src, ns);
@@ -2356,6 +2416,22 @@ async fn chaincode_build_from_gopath_packages_as_the_peer_and_matches_the_packag
         second, first,
         "--package of the written file gave other names or another image"
     );
+    assert!(third.status.success(), "{err3}");
+    assert_ne!(
+        std::fs::read(&code_tgz).unwrap(),
+        gnu,
+        "the repacked code package has the same bytes"
+    );
+    assert_eq!(
+        fresh.len(),
+        1,
+        "the GNU tar package was built again: {err3}"
+    );
+    assert!(
+        fresh[0].0.starts_with(&format!("dev-{p2}-gpcc-1.0-")),
+        "{err3}"
+    );
+    assert_eq!(fresh[0].1, first[0].1, "{err3}");
     let (code, e) = (missing.status.code(), text(&missing).1);
     assert_eq!(code, Some(2), "{e}");
     assert!(

@@ -270,6 +270,47 @@ pub fn encode_package(package: &Package) -> Vec<u8> {
     .encode_to_vec()
 }
 
+/// A digest of what the build container sees of a code package: each entry's type, name,
+/// permission bits, link target and content, in order. Not of its bytes: the compression and the tar
+/// header's user and group names and times do not reach the compiler, so the package
+/// `peer chaincode package` wrote and the one imgforge makes from the same GOPATH
+/// ([`super::gopath`]) give the same image.
+///
+/// # Errors
+///
+/// The package is not a gzipped tar.
+pub fn code_digest(code: &[u8]) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut a = tar::Archive::new(flate2::read::GzDecoder::new(code));
+    for e in a.entries()? {
+        let mut e = e?;
+        let head = e.header();
+        let link = e
+            .link_name_bytes()
+            .map(|l| l.into_owned())
+            .unwrap_or_default();
+        h.update(format!(
+            "{:?} {} {:o} {}\n",
+            head.entry_type(),
+            hex::encode(e.path_bytes()),
+            head.mode()? & 0o7777,
+            hex::encode(link)
+        ));
+        let mut body = Sha256::new();
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            let n = std::io::Read::read(&mut e, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            body.update(&buf[..n]);
+        }
+        h.update(body.finalize());
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
 /// What [`build`] made.
 #[derive(Debug, Clone)]
 pub struct BuiltChaincode {
@@ -320,12 +361,15 @@ pub async fn build<E: Engine>(
     let ids = require_images(cx, &step, &[&builder, &runtime]).await?;
     let command = build_command(&package.path, dynamic);
     let text = dockerfile(cx, &runtime, package);
+    let code = code_digest(&package.code).map_err(|e| Error::Input {
+        step: step.clone(),
+        message: format!("the code package is not a gzipped tar: {e}"),
+        hint: "give the file `peer chaincode package` writes (its code package is a .tar.gz of src/<path>/…)".into(),
+    })?;
     let key = crate::fingerprint::files::sha256_hex(
         format!(
-            "chaincode-build 1\n{}\n{}\n{command}\n{text}\n{}",
-            ids[0],
-            ids[1],
-            crate::fingerprint::files::sha256_hex(&package.code)
+            "chaincode-build 2\n{}\n{}\n{command}\n{text}\n{code}",
+            ids[0], ids[1],
         )
         .as_bytes(),
     );
@@ -512,6 +556,32 @@ mod tests {
         let spec_len = bytes[1] as usize;
         assert_eq!(&bytes[2..4], &[0x08, 0x01]);
         assert_eq!(&bytes[2 + spec_len - 2..2 + spec_len], &[0x1a, 0x00]);
+    }
+
+    #[test]
+    fn the_code_digest_is_of_what_the_compiler_sees_not_of_the_bytes() {
+        let tgz = |uname: &str, level: u32, body: &[u8], mode: u32| {
+            let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+            let mut b = tar::Builder::new(gz);
+            let mut h = tar::Header::new_ustar();
+            h.set_mode(mode);
+            h.set_size(body.len() as u64);
+            h.set_username(uname).unwrap();
+            b.append_data(&mut h, "src/cc/main.go", body).unwrap();
+            b.into_inner().unwrap().finish().unwrap()
+        };
+        let a = tgz("root", 6, b"package main", 0o100644);
+        // Go's 0100644 (type bits in the mode, as WriteStreamToPackage) and GNU tar's 0644
+        let b = tgz("", 9, b"package main", 0o644);
+        assert_ne!(a, b);
+        assert_eq!(code_digest(&a).unwrap(), code_digest(&b).unwrap());
+        for other in [
+            tgz("", 6, b"package main ", 0o100644),
+            tgz("", 6, b"package main", 0o100755),
+        ] {
+            assert_ne!(code_digest(&a).unwrap(), code_digest(&other).unwrap());
+        }
+        assert!(code_digest(b"not gzip").is_err());
     }
 
     #[test]

@@ -478,7 +478,9 @@ pub fn entries(
 
 /// The gzipped tar of `entries` as `WriteStreamToPackage` writes each: a regular file, mode
 /// `0100644`, uid/gid 500, mtime 0 (ustar, a GNU long name for names over 255 bytes), the
-/// content of the file (links followed).
+/// content of the file (links followed). The user and group names stay empty (Go's
+/// `tar.FileInfoHeader` looks the owner up on the packaging machine), so the bytes do not depend
+/// on who checked the code out.
 ///
 /// # Errors
 ///
@@ -498,6 +500,9 @@ pub fn write_code_package(entries: &[(String, PathBuf)]) -> Result<Vec<u8>, Gopa
         h.set_uid(500);
         h.set_gid(500);
         h.set_mtime(0);
+        // Go's writer fills the ustar device fields with octal zeros
+        h.set_device_major(0).map_err(read)?;
+        h.set_device_minor(0).map_err(read)?;
         h.set_size(data.len() as u64);
         b.append_data(&mut h, name, &data[..]).map_err(read)?;
     }
