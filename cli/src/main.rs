@@ -613,11 +613,7 @@ async fn run(
             command:
                 ChaincodeCommand::Build {
                     package,
-                    name,
-                    version,
-                    path,
-                    gopath,
-                    write_package,
+                    from_gopath,
                     peer_ids,
                     network_ids,
                     vars,
@@ -625,7 +621,17 @@ async fn run(
                 },
         } => {
             use imgforge::chaincode::names::PeerIdentity;
-            // a package file is read (and checked) before the engine is asked anything
+            let args::GopathForm {
+                name,
+                version,
+                path,
+                gopath,
+                write_package,
+            } = from_gopath.as_ref();
+            use imgforge::chaincode::gopath;
+            let env = |k: &str| std::env::var(k).ok();
+            // a package file is read (and checked), a --path found in GOPATH, before the
+            // engine is asked anything
             let file_pkg = match package {
                 Some(file) => {
                     let bytes = std::fs::read(file)
@@ -633,6 +639,26 @@ async fn run(
                     Some(imgforge::chaincode::build::read_package(file, &bytes)?)
                 }
                 None => None,
+            };
+            let from_gopath = match path {
+                Some(path) if file_pkg.is_none() => {
+                    let gopaths = match gopath {
+                        Some(g) => vec![std::path::absolute(g)
+                            .map_err(|e| Error::io("chaincode build", "locate", g, e))?],
+                        None => gopath::default_gopath(&env)
+                            .map_err(|e| e.into_error("chaincode build"))?,
+                    };
+                    let c = gopath::GopathChaincode {
+                        name: name.clone().unwrap_or_default(),
+                        version: version.clone().unwrap_or_default(),
+                        path: path.clone(),
+                        gopaths,
+                    };
+                    let step = format!("chaincode/{}-{}", c.name, c.version);
+                    gopath::locate(&c).map_err(|e| e.into_error(&step))?;
+                    Some((c, step))
+                }
+                _ => None,
             };
             let networks = network_ids_or_dev(network_ids);
             let peers: Vec<PeerIdentity> = networks
@@ -652,26 +678,11 @@ async fn run(
                 reporter,
                 cancel,
             };
-            let env = |k: &str| std::env::var(k).ok();
-            let pkg = match (file_pkg, path) {
+            let pkg = match (file_pkg, from_gopath) {
                 (Some(p), _) => p,
-                (None, Some(path)) => {
-                    use imgforge::chaincode::gopath;
-                    let gopaths = match gopath {
-                        Some(g) => vec![std::path::absolute(g)
-                            .map_err(|e| Error::io("chaincode build", "locate", g, e))?],
-                        None => gopath::default_gopath(&env)
-                            .map_err(|e| e.into_error("chaincode build"))?,
-                    };
-                    let c = gopath::GopathChaincode {
-                        name: name.clone().unwrap_or_default(),
-                        version: version.clone().unwrap_or_default(),
-                        path: path.clone(),
-                        gopaths,
-                    };
+                (None, Some((c, step))) => {
                     let (builder, runtime, _) =
                         imgforge::chaincode::build::peer_settings(&cx, &env);
-                    let step = format!("chaincode/{}-{}", c.name, c.version);
                     imgforge::chaincode::build::require_images(&cx, &step, &[&builder, &runtime])
                         .await?;
                     let made = gopath::package(&cx, &builder, &c).await?;

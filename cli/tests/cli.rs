@@ -2454,3 +2454,51 @@ async fn chaincode_build_from_gopath_packages_as_the_peer_and_matches_the_packag
         assert!(engine_lookup(&engine, r).await.is_none(), "{r} left");
     }
 }
+
+/// `chaincode build` takes one form or the other, and names a bad `--path`/`--gopath` before
+/// it asks the engine anything (none answers here).
+#[test]
+fn chaincode_build_forms_and_bad_paths_are_named_without_an_engine() {
+    let t = FixtureTree::new(|_| {});
+    let src = t.root.to_str().unwrap();
+    let gp = t.tmp.path().join("gopath");
+    std::fs::write(gp.join("src/afile"), "x").unwrap();
+    let no_engine = [("DOCKER_HOST", "unix:///nonexistent/docker.sock")];
+    let run = |extra: &[&str]| {
+        let mut args = vec!["chaincode", "build", "--peer-id", "p0", "--source", src];
+        args.extend_from_slice(extra);
+        let o = imgforge(&args, &no_engine);
+        (o.status.code(), text(&o).1)
+    };
+    let gps = gp.to_str().unwrap();
+    // (arguments, what the error must say)
+    let table: &[(&[&str], &str)] = &[
+        (&[], "<--package <FILE>|--path <IMPORT_PATH>>"),
+        (
+            &["--package", "a.cds", "--path", "x", "--name", "n", "--version", "v"],
+            "cannot be used with",
+        ),
+        (&["--path", "example.com/cc"], "--name <NAME>"),
+        (
+            &["--name", "n", "--version", "v", "--path", "../cc", "--gopath", gps],
+            "chaincode path \"../cc\" is not a Go import path: it has an empty, `.` or `..` element",
+        ),
+        (
+            &["--name", "n", "--version", "v", "--path", "example.com/none", "--gopath", gps],
+            "/src/example.com/none does not exist",
+        ),
+        (
+            &["--name", "n", "--version", "v", "--path", "afile", "--gopath", gps],
+            "/src/afile is not a directory",
+        ),
+    ];
+    for (args, want) in table {
+        let (code, err) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(
+            !err.contains("nonexistent/docker.sock"),
+            "{args:?} asked the engine: {err}"
+        );
+    }
+}

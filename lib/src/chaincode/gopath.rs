@@ -436,6 +436,9 @@ pub fn validate_metadata(name: &str, bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// One entry of the code package: its name in the tar and the file it holds.
+pub type Entry = (String, PathBuf);
+
 /// The code package's entries, in order: `(name in the tar, file)`, after
 /// [`vendor_dependencies`], sorting by name, and the META-INF renaming (hidden metadata files
 /// skipped and returned apart; the others validated) of `GetDeploymentPayload`.
@@ -446,7 +449,7 @@ pub fn validate_metadata(name: &str, bytes: &[u8]) -> Result<(), String> {
 pub fn entries(
     pkg: &str,
     files: Vec<SourceFile>,
-) -> Result<(Vec<(String, PathBuf)>, Vec<String>), GopathError> {
+) -> Result<(Vec<Entry>, Vec<String>), GopathError> {
     let mut files = files;
     vendor_dependencies(pkg, &mut files);
     files.sort_by(|a, b| a.name.cmp(&b.name));
@@ -485,7 +488,7 @@ pub fn entries(
 /// # Errors
 ///
 /// [`GopathError::Read`].
-pub fn write_code_package(entries: &[(String, PathBuf)]) -> Result<Vec<u8>, GopathError> {
+pub fn write_code_package(entries: &[Entry]) -> Result<Vec<u8>, GopathError> {
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let mut b = tar::Builder::new(gz);
     for (name, path) in entries {
@@ -640,6 +643,34 @@ async fn go_list<E: Engine>(
     }
 }
 
+/// The chaincode's import path, checked, once its directory `$GOPATH[0]/src/<path>` is found
+/// (`package.go` `getCodeFromFS`, `util.IsCodeExist`): cheap, no engine; [`package`] starts
+/// with it.
+///
+/// # Errors
+///
+/// [`GopathError::BadPath`], [`GopathError::NoGopath`], [`GopathError::NotFound`].
+pub fn locate(c: &GopathChaincode) -> Result<String, GopathError> {
+    let path = check_import_path(&c.path)?;
+    let first = c.gopaths.first().ok_or_else(|| GopathError::NoGopath {
+        why: "no GOPATH entry given".into(),
+    })?;
+    let dir = first.join("src").join(&path);
+    let not_found = |what: &str| GopathError::NotFound {
+        path: path.clone(),
+        dir: dir.clone(),
+        what: what.to_string(),
+    };
+    match std::fs::symlink_metadata(&dir) {
+        Err(_) => Err(not_found("does not exist")),
+        Ok(m) if m.file_type().is_symlink() => Err(not_found(
+            "is a symbolic link (the peer's filepath.Walk does not follow it and would package no file)",
+        )),
+        Ok(m) if !m.is_dir() => Err(not_found("is not a directory")),
+        Ok(_) => Ok(path),
+    }
+}
+
 /// Package chaincode `c` as `peer chaincode package -n <name> -v <version> -p <path>` would
 /// with GOPATH `c.gopaths` (`platform.go` `GetDeploymentPayload`; see the module docs), running
 /// `go list` in `builder` (which must exist).
@@ -654,37 +685,21 @@ pub async fn package<E: Engine>(
     c: &GopathChaincode,
 ) -> Result<Packaged, Error> {
     let step = format!("chaincode/{}-{}", c.name, c.version);
-    let path = check_import_path(&c.path).map_err(|e| e.into_error(&step))?;
-    let first = c.gopaths.first().ok_or_else(|| {
-        GopathError::NoGopath {
-            why: "no GOPATH entry given".into(),
-        }
-        .into_error(&step)
-    })?;
-    let dir = first.join("src").join(&path);
-    let not_found = |what: &str| {
-        GopathError::NotFound {
-            path: path.clone(),
-            dir: dir.clone(),
-            what: what.to_string(),
-        }
-        .into_error(&step)
-    };
-    match std::fs::symlink_metadata(&dir) {
-        Err(_) => return Err(not_found("does not exist")),
-        Ok(m) if m.file_type().is_symlink() => {
-            return Err(not_found(
-                "is a symbolic link (the peer's filepath.Walk does not follow it and would package no file)",
-            ))
-        }
-        Ok(m) if !m.is_dir() => return Err(not_found("is not a directory")),
-        Ok(_) => {}
-    }
+    let path = locate(c).map_err(|e| e.into_error(&step))?;
+    let first = &c.gopaths[0];
     let t = cx.start(
         &step,
         format!("go list {path} in {builder} (GOPATH {})", first.display()),
     );
-    let out = go_list(cx, &step, builder, c, LIST_IMPORTS, &[path.clone()]).await?;
+    let out = go_list(
+        cx,
+        &step,
+        builder,
+        c,
+        LIST_IMPORTS,
+        std::slice::from_ref(&path),
+    )
+    .await?;
     let missing = |what| GopathError::GoListOutput {
         path: path.clone(),
         what,
