@@ -409,6 +409,28 @@ pub struct BaseArgs {
     pub assignments: Vec<String>,
 }
 
+/// `chaincode build --name N --version V --path P [--gopath DIR] [--write-package FILE]`.
+#[derive(Debug, Args)]
+pub struct GopathForm {
+    /// The chaincode's name (`peer chaincode package -n`), with --path.
+    #[arg(long, value_name = "NAME", requires = "path")]
+    pub name: Option<String>,
+    /// The chaincode's version (`-v`), with --path.
+    #[arg(long, value_name = "VERSION", requires = "path")]
+    pub version: Option<String>,
+    /// The chaincode's Go import path (`-p`), in the first GOPATH entry: packaged as the
+    /// peer CLI does (the package, its GOPATH dependencies vendored, META-INF).
+    #[arg(long, value_name = "IMPORT_PATH", requires_all = ["name", "version"])]
+    pub path: Option<String>,
+    /// GOPATH to package from (default: $GOPATH, else ~/go, as the Go tool).
+    #[arg(long, value_name = "DIR", requires = "path")]
+    pub gopath: Option<PathBuf>,
+    /// Also write the package file `peer chaincode package` would write (unsigned), to
+    /// install on the peers the very code the image was built from.
+    #[arg(long, value_name = "FILE", requires = "path")]
+    pub write_package: Option<PathBuf>,
+}
+
 /// `imgforge chaincode …`.
 #[derive(Debug, Subcommand)]
 pub enum ChaincodeCommand {
@@ -426,14 +448,23 @@ pub enum ChaincodeCommand {
         network_ids: Vec<String>,
     },
     /// Build the chaincode image a Fabric 1.4 peer would build at instantiate, from the file
-    /// `peer chaincode package` writes, once, and name it for each peer (so the peers build
-    /// nothing): builder $DOCKER_NS/fabric-ccenv:$TWO_DIGIT_VERSION, runtime
+    /// `peer chaincode package` writes (--package) or from the code in GOPATH as that command
+    /// packages it (--name --version --path [--gopath]), once, and name it for each peer (so
+    /// the peers build nothing): builder $DOCKER_NS/fabric-ccenv:$TWO_DIGIT_VERSION, runtime
     /// $BASE_DOCKER_NS/fabric-baseos:$BASE_DOCKER_TAG, or CORE_CHAINCODE_BUILDER /
     /// CORE_CHAINCODE_GOLANG_RUNTIME / CORE_CHAINCODE_GOLANG_DYNAMICLINK as for the peer.
+    #[command(group(clap::ArgGroup::new("code").required(true).args(["package", "path"])))]
     Build {
         /// The package file (`peer chaincode package -n NAME -v VERSION -p PATH FILE`).
-        #[arg(long, value_name = "FILE")]
-        package: PathBuf,
+        #[arg(
+            long,
+            value_name = "FILE",
+            conflicts_with_all = ["path", "name", "version", "gopath", "write_package"]
+        )]
+        package: Option<PathBuf>,
+        /// Or the chaincode from GOPATH (boxed: the variant would be large).
+        #[command(flatten)]
+        from_gopath: Box<GopathForm>,
         /// Each peer's CORE_PEER_ID (repeatable): one name per peer.
         #[arg(long = "peer-id", value_name = "ID", required = true)]
         peer_ids: Vec<String>,

@@ -613,6 +613,7 @@ async fn run(
             command:
                 ChaincodeCommand::Build {
                     package,
+                    from_gopath,
                     peer_ids,
                     network_ids,
                     vars,
@@ -620,9 +621,45 @@ async fn run(
                 },
         } => {
             use imgforge::chaincode::names::PeerIdentity;
-            let bytes = std::fs::read(package)
-                .map_err(|e| Error::io("chaincode build", "read", package, e))?;
-            let pkg = imgforge::chaincode::build::read_package(package, &bytes)?;
+            let args::GopathForm {
+                name,
+                version,
+                path,
+                gopath,
+                write_package,
+            } = from_gopath.as_ref();
+            use imgforge::chaincode::gopath;
+            let env = |k: &str| std::env::var(k).ok();
+            // a package file is read (and checked), a --path found in GOPATH, before the
+            // engine is asked anything
+            let file_pkg = match package {
+                Some(file) => {
+                    let bytes = std::fs::read(file)
+                        .map_err(|e| Error::io("chaincode build", "read", file, e))?;
+                    Some(imgforge::chaincode::build::read_package(file, &bytes)?)
+                }
+                None => None,
+            };
+            let from_gopath = match path {
+                Some(path) if file_pkg.is_none() => {
+                    let gopaths = match gopath {
+                        Some(g) => vec![std::path::absolute(g)
+                            .map_err(|e| Error::io("chaincode build", "locate", g, e))?],
+                        None => gopath::default_gopath(&env)
+                            .map_err(|e| e.into_error("chaincode build"))?,
+                    };
+                    let c = gopath::GopathChaincode {
+                        name: name.clone().unwrap_or_default(),
+                        version: version.clone().unwrap_or_default(),
+                        path: path.clone(),
+                        gopaths,
+                    };
+                    let step = format!("chaincode/{}-{}", c.name, c.version);
+                    gopath::locate(&c).map_err(|e| e.into_error(&step))?;
+                    Some((c, step))
+                }
+                _ => None,
+            };
             let networks = network_ids_or_dev(network_ids);
             let peers: Vec<PeerIdentity> = networks
                 .iter()
@@ -641,9 +678,34 @@ async fn run(
                 reporter,
                 cancel,
             };
-            let built =
-                imgforge::chaincode::build::build(&cx, &pkg, &peers, &|k| std::env::var(k).ok())
-                    .await?;
+            let pkg = match (file_pkg, from_gopath) {
+                (Some(p), _) => p,
+                (None, Some((c, step))) => {
+                    let (builder, runtime, _) =
+                        imgforge::chaincode::build::peer_settings(&cx, &env);
+                    imgforge::chaincode::build::require_images(&cx, &step, &[&builder, &runtime])
+                        .await?;
+                    let made = gopath::package(&cx, &builder, &c).await?;
+                    if let Some(out) = write_package {
+                        let bytes = imgforge::chaincode::build::encode_package(&made.package);
+                        imgforge::archive::write_atomic(out, |w| {
+                            w.write_all(&bytes)
+                                .map_err(|e| imgforge::archive::ArchiveError::Io {
+                                    path: out.clone(),
+                                    source: e,
+                                })
+                        })
+                        .map_err(|e| Error::Archive {
+                            step: step.clone(),
+                            source: e,
+                        })?;
+                        reporter.line(&format!("{:>12} {}", "Wrote", out.display()));
+                    }
+                    made.package
+                }
+                (None, None) => unreachable!("clap requires --package or --path"),
+            };
+            let built = imgforge::chaincode::build::build(&cx, &pkg, &peers, &env).await?;
             for r in &built.references {
                 reporter.line(&format!(
                     "{:>12} {r} ({})",

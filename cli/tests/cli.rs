@@ -2180,3 +2180,362 @@ async fn chaincode_build_makes_the_peers_image_once_from_a_package_file() {
         assert!(engine_lookup(&engine, r).await.is_none(), "{r} left");
     }
 }
+
+/// Issue 9, item 1: `chaincode build --name --version --path [--gopath]` packages the chaincode
+/// from a GOPATH as the 1.4.12 peer CLI does (`core/chaincode/platforms/golang/platform.go`
+/// `GetDeploymentPayload`): the package's own files and its root META-INF, its GOPATH
+/// dependency vendored under it, the shim left to ccenv, everything else left out; then builds
+/// through the same path as `--package`, so the package file it writes gives the same image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaincode_build_from_gopath_packages_as_the_peer_and_matches_the_package_form() {
+    let Some((engine, _serial)) = imgforge_tests::docker_test("chaincode build --path").await
+    else {
+        return;
+    };
+    let t = FixtureTree::new(|_| {});
+    let src = t.root.to_str().unwrap();
+    // the fixture tree sits at <tmp>/gopath/src/github.com/hyperledger/fabric
+    let gopath = t.tmp.path().join("gopath");
+    let gp = gopath.to_str().unwrap();
+    let w = |rel: &str, text: &str| {
+        let p = gopath.join("src").join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    };
+    w(
+        "example.com/gpcc/main.go",
+        "package main\n\nimport (\n\t\"fmt\"\n\t\"net\"\n\n\t\"example.com/gplib\"\n\t\"github.com/hyperledger/fabric/core/chaincode/shim\"\n)\n\nfunc main() { fmt.Println(shim.Banner(\"gpcc\"), gplib.Word(), net.JoinHostPort(\"p\", \"1\")) }\n",
+    );
+    w("example.com/gpcc/README.md", "left out: extension\n");
+    w("example.com/gpcc/sub/unused.go", "package sub\n"); // left out: a subdirectory
+    w(
+        "example.com/gpcc/META-INF/statedb/couchdb/indexes/byOwner.json",
+        r#"{"index":{"fields":["owner"]},"ddoc":"byOwner","name":"byOwner","type":"json"}"#,
+    );
+    w(
+        "example.com/gpcc/META-INF/statedb/couchdb/indexes/.swap.json",
+        "left out: hidden metadata",
+    );
+    w(
+        "example.com/gplib/lib.go",
+        "package gplib\n\n// Word is the dependency's part of the output.\nfunc Word() string { return \"gplib-word\" }\n",
+    );
+    w("example.com/gplib/lib.yaml", "kept: .yaml\n");
+    w("example.com/gplib/notes.txt", "left out: extension\n");
+    w("example.com/unused/u.go", "package unused\n"); // left out: not imported
+    let ns = "imgforgetestgp";
+    let (dns, bns) = (
+        format!("DOCKER_NS={ns}"),
+        format!("BASE_DOCKER_NS={}", imgforge_tests::TEST_NS),
+    );
+    let chaintool = t.tmp.path().join("chaintool");
+    std::fs::write(&chaintool, "#!/bin/sh\necho chaintool\n").unwrap();
+    let o = imgforge(
+        &[
+            "ccenv",
+            "--source",
+            src,
+            "--chaintool",
+            chaintool.to_str().unwrap(),
+            &dns,
+            &bns,
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    let pid = std::process::id();
+    let (p0, p1) = (format!("peer0.gp{pid}.test"), format!("peer1.gp{pid}.test"));
+    let cds = t.tmp.path().join("gpcc.cds");
+    let cds_s = cds.to_str().unwrap();
+    let base = [
+        "chaincode",
+        "build",
+        "--peer-id",
+        &p0,
+        "--peer-id",
+        &p1,
+        "--source",
+        src,
+        &dns,
+        &bns,
+    ];
+    let with = |extra: &[&str], env: &[(&str, &str)]| {
+        let args: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
+        imgforge(&args, env)
+    };
+    let built_refs = |err: &str, verb: &str| -> Vec<(String, String)> {
+        err.lines()
+            .filter_map(|l| l.trim().strip_prefix(verb))
+            .map(|l| {
+                let mut it = l.split_whitespace();
+                let r = it.next().unwrap().to_string();
+                let id = it.next().unwrap_or("").trim_matches(['(', ')']).to_string();
+                (r, id)
+            })
+            .collect()
+    };
+    let path_form = [
+        "--name",
+        "gpcc",
+        "--version",
+        "1.0",
+        "--path",
+        "example.com/gpcc",
+        "--gopath",
+        gp,
+        "--write-package",
+        cds_s,
+    ];
+    let o = with(&path_form, &[]);
+    let err = text(&o).1;
+    let first = built_refs(&err, "Built ");
+    let run = first
+        .first()
+        .map(|(r, _)| imgforge_tests::docker_run(r, &["chaincode"]))
+        .unwrap_or_default();
+    // the package file it wrote reads back as the chaincode, with the peer's file set
+    let entries: Vec<(String, String)> = std::fs::read(&cds)
+        .ok()
+        .and_then(|b| imgforge::chaincode::build::read_package(&cds, &b).ok())
+        .map(|p| {
+            assert_eq!((p.name.as_str(), p.version.as_str()), ("gpcc", "1.0"));
+            assert_eq!(p.path, "example.com/gpcc");
+            // read with GNU tar, as a user would
+            let tgz = t.tmp.path().join("gpcc-code.tgz");
+            std::fs::write(&tgz, &p.code).unwrap();
+            let list = imgforge_tests::sh(Command::new("tar").arg("-tzf").arg(&tgz));
+            list.lines()
+                .map(|n| {
+                    let body =
+                        imgforge_tests::sh(Command::new("tar").arg("-xzOf").arg(&tgz).arg(n));
+                    (n.to_string(), body)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    // the same chaincode from that package file, its image removed first: rebuilt, same ID
+    for (r, _) in &first {
+        let _ = Command::new("docker").args(["rmi", r]).output();
+    }
+    let gone = match first.first() {
+        Some((r, _)) => engine_lookup(&engine, r).await.is_none(),
+        None => false,
+    };
+    let again = with(&["--package", cds_s], &[]);
+    let err2 = text(&again).1;
+    let second = built_refs(&err2, "Built ");
+    // the same files packed again by GNU tar (other bytes: gzip, user names, modes without
+    // the type bits) for a third peer: the compiler would see the same code, so the image is
+    // found by its fingerprint and only tagged
+    let repack = t.tmp.path().join("repack");
+    std::fs::create_dir_all(&repack).unwrap();
+    let code_tgz = t.tmp.path().join("gpcc-code.tgz");
+    if code_tgz.is_file() {
+        imgforge_tests::sh(
+            Command::new("tar")
+                .arg("-xzf")
+                .arg(&code_tgz)
+                .arg("-C")
+                .arg(&repack),
+        );
+        let mut tar = Command::new("tar");
+        tar.args(["--format=gnu", "-czf", "../gnu.tgz"])
+            .current_dir(&repack)
+            .args(entries.iter().map(|(n, _)| n.as_str()));
+        imgforge_tests::sh(&mut tar);
+    }
+    let gnu = std::fs::read(t.tmp.path().join("gnu.tgz")).unwrap_or_default();
+    let id = [
+        pb_bytes(1, b"example.com/gpcc"),
+        pb_bytes(2, b"gpcc"),
+        pb_bytes(3, b"1.0"),
+    ]
+    .concat();
+    let spec = [vec![0x08, 1], pb_bytes(2, &id)].concat();
+    let gnu_cds = t.tmp.path().join("gnu.cds");
+    std::fs::write(&gnu_cds, [pb_bytes(1, &spec), pb_bytes(3, &gnu)].concat()).unwrap();
+    let p2 = format!("peer2.gp{pid}.test");
+    let third = imgforge(
+        &[
+            "chaincode",
+            "build",
+            "--package",
+            gnu_cds.to_str().unwrap(),
+            "--peer-id",
+            &p2,
+            "--source",
+            src,
+            &dns,
+            &bns,
+        ],
+        &[],
+    );
+    let err3 = text(&third).1;
+    let fresh: Vec<(String, String)> = built_refs(&err3, "Fresh ")
+        .into_iter()
+        .filter(|(r, _)| r.starts_with("dev-"))
+        .collect();
+    // errors: not in GOPATH (checked before any container), not a main package (go list in
+    // the builder; GOPATH from the environment, as the Go tool)
+    let missing = with(
+        &[
+            "--name",
+            "x",
+            "--version",
+            "1",
+            "--path",
+            "example.com/nope",
+            "--gopath",
+            gp,
+        ],
+        &[],
+    );
+    let not_main = with(
+        &[
+            "--name",
+            "x",
+            "--version",
+            "1",
+            "--path",
+            "example.com/gplib",
+        ],
+        &[("GOPATH", gp)],
+    );
+    let cleaned = imgforge(
+        &[
+            "chaincode",
+            "clean",
+            "--peer-id",
+            &p0,
+            "--peer-id",
+            &p1,
+            "--peer-id",
+            &p2,
+        ],
+        &[],
+    );
+    clean_images(src, ns);
+
+    assert!(o.status.success(), "{err}");
+    assert_eq!(first.len(), 2, "{err}");
+    assert!(
+        first[0].0.starts_with(&format!("dev-{p0}-gpcc-1.0-")),
+        "{err}"
+    );
+    assert!(
+        first[1].0.starts_with(&format!("dev-{p1}-gpcc-1.0-")),
+        "{err}"
+    );
+    assert!(
+        run.contains("Hello, gpcc!") && run.contains("gplib-word"),
+        "{run}"
+    );
+    let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        vec![
+            "META-INF/statedb/couchdb/indexes/byOwner.json",
+            "src/example.com/gpcc/main.go",
+            "src/example.com/gpcc/vendor/example.com/gplib/lib.go",
+            "src/example.com/gpcc/vendor/example.com/gplib/lib.yaml",
+        ],
+        "{err}"
+    );
+    assert_eq!(entries[3].1, "kept: .yaml\n");
+    assert!(
+        err.contains("ignoring hidden file in metadata directory: META-INF/statedb/couchdb/indexes/.swap.json"),
+        "{err}"
+    );
+    assert!(gone, "the image was not removed before the --package run");
+    assert!(again.status.success(), "{err2}");
+    assert_eq!(second.len(), 2, "the --package run did not build: {err2}");
+    assert_eq!(
+        second, first,
+        "--package of the written file gave other names or another image"
+    );
+    assert!(third.status.success(), "{err3}");
+    assert_ne!(
+        std::fs::read(&code_tgz).unwrap(),
+        gnu,
+        "the repacked code package has the same bytes"
+    );
+    assert_eq!(
+        fresh.len(),
+        1,
+        "the GNU tar package was built again: {err3}"
+    );
+    assert!(
+        fresh[0].0.starts_with(&format!("dev-{p2}-gpcc-1.0-")),
+        "{err3}"
+    );
+    assert_eq!(fresh[0].1, first[0].1, "{err3}");
+    let (code, e) = (missing.status.code(), text(&missing).1);
+    assert_eq!(code, Some(2), "{e}");
+    assert!(
+        e.contains("\"example.com/nope\" is not in GOPATH")
+            && e.contains(&format!("{gp}/src/example.com/nope does not exist")),
+        "{e}"
+    );
+    let (code, e) = (not_main.status.code(), text(&not_main).1);
+    assert_eq!(code, Some(2), "{e}");
+    assert!(
+        e.contains("is package \"gplib\", not a main package"),
+        "{e}"
+    );
+    assert!(
+        text(&cleaned).1.contains("Removed image"),
+        "{}",
+        text(&cleaned).1
+    );
+    for (r, _) in &first {
+        assert!(engine_lookup(&engine, r).await.is_none(), "{r} left");
+    }
+}
+
+/// `chaincode build` takes one form or the other, and names a bad `--path`/`--gopath` before
+/// it asks the engine anything (none answers here).
+#[test]
+fn chaincode_build_forms_and_bad_paths_are_named_without_an_engine() {
+    let t = FixtureTree::new(|_| {});
+    let src = t.root.to_str().unwrap();
+    let gp = t.tmp.path().join("gopath");
+    std::fs::write(gp.join("src/afile"), "x").unwrap();
+    let no_engine = [("DOCKER_HOST", "unix:///nonexistent/docker.sock")];
+    let run = |extra: &[&str]| {
+        let mut args = vec!["chaincode", "build", "--peer-id", "p0", "--source", src];
+        args.extend_from_slice(extra);
+        let o = imgforge(&args, &no_engine);
+        (o.status.code(), text(&o).1)
+    };
+    let gps = gp.to_str().unwrap();
+    // (arguments, what the error must say)
+    let table: &[(&[&str], &str)] = &[
+        (&[], "<--package <FILE>|--path <IMPORT_PATH>>"),
+        (
+            &["--package", "a.cds", "--path", "x", "--name", "n", "--version", "v"],
+            "cannot be used with",
+        ),
+        (&["--path", "example.com/cc"], "--name <NAME>"),
+        (
+            &["--name", "n", "--version", "v", "--path", "../cc", "--gopath", gps],
+            "chaincode path \"../cc\" is not a Go import path: it has an empty, `.` or `..` element",
+        ),
+        (
+            &["--name", "n", "--version", "v", "--path", "example.com/none", "--gopath", gps],
+            "/src/example.com/none does not exist",
+        ),
+        (
+            &["--name", "n", "--version", "v", "--path", "afile", "--gopath", gps],
+            "/src/afile is not a directory",
+        ),
+    ];
+    for (args, want) in table {
+        let (code, err) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(
+            !err.contains("nonexistent/docker.sock"),
+            "{args:?} asked the engine: {err}"
+        );
+    }
+}

@@ -23,6 +23,9 @@
 //!   `CORE_CHAINCODE_GOLANG_RUNTIME` and `CORE_CHAINCODE_GOLANG_DYNAMICLINK` override them, as
 //!   for the peer.
 //!
+//! - Or the package is made here from a GOPATH ([`super::gopath`], `--path`), as
+//!   `peer chaincode package -p` makes it; both forms give a [`Package`] and share the rest.
+//!
 //! Differences: the build container runs as the caller's `uid:gid` with `HOME=/tmp` (so the
 //! binary in the build dir is the caller's; the compiler's output does not depend on it), and
 //! the image is assembled ([`crate::assemble`]): the same ID for the same package, builder and
@@ -177,6 +180,137 @@ pub fn dockerfile<E: Engine>(cx: &Cx<'_, E>, runtime: &str, p: &Package) -> Stri
         + "\n"
 }
 
+/// The IDs of `images` (the builder and the runtime), all of which must be in the engine
+/// (imgforge never pulls).
+///
+/// # Errors
+///
+/// [`Error::MissingImages`] naming every missing one with the command that makes it; the
+/// engine's errors.
+pub async fn require_images<E: Engine>(
+    cx: &Cx<'_, E>,
+    step: &str,
+    images: &[&str],
+) -> Result<Vec<String>, Error> {
+    let mut ids = Vec::new();
+    let mut missing = Vec::new();
+    for r in images {
+        match cx
+            .engine
+            .inspect_image(r)
+            .await
+            .map_err(|e| Error::engine(step, e))?
+        {
+            Some(i) => ids.push(i.id),
+            None => missing.push(r.to_string()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::MissingImages {
+            step: step.to_string(),
+            missing: missing
+                .iter()
+                .map(|m| crate::error::MissingImage {
+                    reference: m.clone(),
+                    command: if m.contains("fabric-ccenv") {
+                        "imgforge ccenv --source …".to_string()
+                    } else {
+                        "imgforge baseos --debootstrap bookworm".to_string()
+                    },
+                })
+                .collect(),
+        });
+    }
+    Ok(ids)
+}
+
+/// `ChaincodeSpec` as `peer chaincode package` writes it (`peer/chaincode/common.go`
+/// `getChaincodeSpec`: `Input` is the `-c` JSON, `{}` by default, so an empty message).
+#[derive(Clone, PartialEq, Message)]
+struct ChaincodeSpecOut {
+    #[prost(int32, tag = "1")]
+    r#type: i32,
+    #[prost(message, optional, tag = "2")]
+    chaincode_id: Option<ChaincodeIdProto>,
+    #[prost(message, optional, tag = "3")]
+    input: Option<ChaincodeInputProto>,
+}
+
+/// `ChaincodeInput` (`protos/peer/chaincode.proto`; empty here).
+#[derive(Clone, PartialEq, Message)]
+struct ChaincodeInputProto {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    args: Vec<Vec<u8>>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct DeploymentSpecOut {
+    #[prost(message, optional, tag = "1")]
+    chaincode_spec: Option<ChaincodeSpecOut>,
+    #[prost(bytes = "vec", tag = "3")]
+    code_package: Vec<u8>,
+}
+
+/// The bytes of the package file `peer chaincode package -n NAME -v VERSION -p PATH FILE`
+/// writes (without `-s`: `peer/chaincode/package.go` `chaincodePackage`, `MarshalOrPanic(cds)`),
+/// for `package`. [`read_package`] reads it back.
+pub fn encode_package(package: &Package) -> Vec<u8> {
+    DeploymentSpecOut {
+        chaincode_spec: Some(ChaincodeSpecOut {
+            r#type: 1,
+            chaincode_id: Some(ChaincodeIdProto {
+                path: package.path.clone(),
+                name: package.name.clone(),
+                version: package.version.clone(),
+            }),
+            input: Some(ChaincodeInputProto::default()),
+        }),
+        code_package: package.code.clone(),
+    }
+    .encode_to_vec()
+}
+
+/// A digest of what the build container sees of a code package: each entry's type, name,
+/// permission bits, link target and content, in order. Not of its bytes: the compression and the tar
+/// header's user and group names and times do not reach the compiler, so the package
+/// `peer chaincode package` wrote and the one imgforge makes from the same GOPATH
+/// ([`super::gopath`]) give the same image.
+///
+/// # Errors
+///
+/// The package is not a gzipped tar.
+pub fn code_digest(code: &[u8]) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut a = tar::Archive::new(flate2::read::GzDecoder::new(code));
+    for e in a.entries()? {
+        let mut e = e?;
+        let head = e.header();
+        let link = e
+            .link_name_bytes()
+            .map(|l| l.into_owned())
+            .unwrap_or_default();
+        h.update(format!(
+            "{:?} {} {:o} {}\n",
+            head.entry_type(),
+            hex::encode(e.path_bytes()),
+            head.mode()? & 0o7777,
+            hex::encode(link)
+        ));
+        let mut body = Sha256::new();
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            let n = std::io::Read::read(&mut e, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            body.update(&buf[..n]);
+        }
+        h.update(body.finalize());
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
 /// What [`build`] made.
 #[derive(Debug, Clone)]
 pub struct BuiltChaincode {
@@ -224,44 +358,18 @@ pub async fn build<E: Engine>(
             hint: "give each peer's CORE_PEER_ID with --peer-id (and CORE_PEER_NETWORKID with --network-id)".into(),
         });
     }
-    // both images must be there (imgforge never pulls)
-    let mut ids = Vec::new();
-    let mut missing = Vec::new();
-    for r in [&builder, &runtime] {
-        match cx
-            .engine
-            .inspect_image(r)
-            .await
-            .map_err(|e| Error::engine(&step, e))?
-        {
-            Some(i) => ids.push(i.id),
-            None => missing.push(r.clone()),
-        }
-    }
-    if !missing.is_empty() {
-        return Err(Error::MissingImages {
-            step,
-            missing: missing
-                .iter()
-                .map(|m| crate::error::MissingImage {
-                    reference: m.clone(),
-                    command: if m.contains("fabric-ccenv") {
-                        "imgforge ccenv --source …".to_string()
-                    } else {
-                        "imgforge baseos --debootstrap bookworm".to_string()
-                    },
-                })
-                .collect(),
-        });
-    }
+    let ids = require_images(cx, &step, &[&builder, &runtime]).await?;
     let command = build_command(&package.path, dynamic);
     let text = dockerfile(cx, &runtime, package);
+    let code = code_digest(&package.code).map_err(|e| Error::Input {
+        step: step.clone(),
+        message: format!("the code package is not a gzipped tar: {e}"),
+        hint: "give the file `peer chaincode package` writes (its code package is a .tar.gz of src/<path>/…)".into(),
+    })?;
     let key = crate::fingerprint::files::sha256_hex(
         format!(
-            "chaincode-build 1\n{}\n{}\n{command}\n{text}\n{}",
-            ids[0],
-            ids[1],
-            crate::fingerprint::files::sha256_hex(&package.code)
+            "chaincode-build 2\n{}\n{}\n{command}\n{text}\n{code}",
+            ids[0], ids[1],
         )
         .as_bytes(),
     );
@@ -431,6 +539,48 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("no chaincode_spec"), "{e}");
+    }
+
+    #[test]
+    fn an_encoded_package_reads_back_with_the_peers_empty_input() {
+        let p = Package {
+            path: "example.com/cc".into(),
+            name: "cc".into(),
+            version: "1.0".into(),
+            code: vec![0x1f, 0x8b, 8, 0],
+        };
+        let bytes = encode_package(&p);
+        assert_eq!(read_package(Path::new("x.cds"), &bytes).unwrap(), p);
+        // ChaincodeSpec: type 1, id, then `input` present and empty (0x1a 0x00)
+        let spec_len = bytes[1] as usize;
+        assert_eq!(&bytes[2..4], &[0x08, 0x01]);
+        assert_eq!(&bytes[2 + spec_len - 2..2 + spec_len], &[0x1a, 0x00]);
+    }
+
+    #[test]
+    fn the_code_digest_is_of_what_the_compiler_sees_not_of_the_bytes() {
+        let tgz = |uname: &str, level: u32, body: &[u8], mode: u32| {
+            let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+            let mut b = tar::Builder::new(gz);
+            let mut h = tar::Header::new_ustar();
+            h.set_mode(mode);
+            h.set_size(body.len() as u64);
+            h.set_username(uname).unwrap();
+            b.append_data(&mut h, "src/cc/main.go", body).unwrap();
+            b.into_inner().unwrap().finish().unwrap()
+        };
+        let a = tgz("root", 6, b"package main", 0o100644);
+        // Go's 0100644 (type bits in the mode, as WriteStreamToPackage) and GNU tar's 0644
+        let b = tgz("", 9, b"package main", 0o644);
+        assert_ne!(a, b);
+        assert_eq!(code_digest(&a).unwrap(), code_digest(&b).unwrap());
+        for other in [
+            tgz("", 6, b"package main ", 0o100644),
+            tgz("", 6, b"package main", 0o100755),
+        ] {
+            assert_ne!(code_digest(&a).unwrap(), code_digest(&other).unwrap());
+        }
+        assert!(code_digest(b"not gzip").is_err());
     }
 
     #[test]

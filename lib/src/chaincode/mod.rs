@@ -6,11 +6,13 @@
 //! scheme (`core/container/dockercontroller/dockercontroller.go`) and verifies a name against
 //! it, so that tools which list or remove them only ever touch what the peer created
 //! ([`mod@inventory`]: `imgforge chaincode ls` / `clean`). [`build`] makes such an image before the
-//! peer does, from the package the peer gets (`imgforge chaincode build`), and [`ccaas`] writes
+//! peer does, from the package the peer gets (`imgforge chaincode build`; [`gopath`] makes that
+//! package from a GOPATH as `peer chaincode package -p` does), and [`ccaas`] writes
 //! and reads the packages of Fabric 2.5+ chaincode-as-a-service (`imgforge chaincode package`).
 
 pub mod build;
 pub mod ccaas;
+pub mod gopath;
 pub mod inventory;
 pub mod names;
 
