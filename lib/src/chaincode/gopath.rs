@@ -629,7 +629,13 @@ async fn go_list<E: Engine>(
         workdir: None,
         user: Some(cx.user()),
         capture_stdout: true,
-        network_host: false,
+        // a remote engine gets the sources only: GOPATH-mode `go list` reads nothing else
+        not_shipped: c
+            .gopaths
+            .iter()
+            .flat_map(|g| [g.join("pkg"), g.join("bin"), g.join(".git")])
+            .collect(),
+        ..Default::default()
     };
     match cx.engine.run(&spec, cx.reporter, cx.cancel).await {
         Ok(out) => Ok(out.stdout),
