@@ -178,7 +178,9 @@ fn credentials_in(
 
 /// Push every one of `references` to `registry` (`HOST[:PORT][/PROJECT]`): tag it there
 /// ([`registry_reference`]) and push that with the credentials of [`credentials_for`] the
-/// host. Returns each pushed reference with the digest the registry answered.
+/// host. Returns each pushed reference with the digest the registry answered. Progress is
+/// reported per layer as `Log` events (`layer <id>: preparing|pushing N % of SIZE|pushed|layer
+/// already exists`, at most one line per quarter of a layer), then a count of both kinds.
 ///
 /// # Errors
 ///

@@ -305,6 +305,128 @@ pub fn rfc3339(secs: i64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// One message of the engine's push stream (Engine API `ImagePush`): what bollard's
+/// `PushImageInfo` holds, plus the layer `id` and the final `aux` digest.
+#[derive(Debug, serde::Deserialize)]
+struct PushMessage {
+    id: Option<String>,
+    status: Option<String>,
+    #[serde(rename = "progressDetail")]
+    progress_detail: Option<PushProgressDetail>,
+    #[serde(rename = "errorDetail")]
+    error_detail: Option<PushErrorDetail>,
+    error: Option<String>,
+    aux: Option<PushAux>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct PushProgressDetail {
+    current: Option<u64>,
+    total: Option<u64>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct PushErrorDetail {
+    message: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct PushAux {
+    #[serde(rename = "Digest")]
+    digest: Option<String>,
+}
+
+/// Per-layer push progress: one line when a layer starts, at each quarter of its bytes, and
+/// when it is pushed or found in the registry (so a 1 GiB layer gives 6 lines, not thousands).
+#[derive(Debug, Default)]
+struct PushProgress {
+    /// layer id -> last reported quarter (0..=4), or 5 once done
+    layers: BTreeMap<String, u8>,
+    pushed: usize,
+    existed: usize,
+}
+
+impl PushProgress {
+    /// The line to report for a message, if any.
+    fn update(
+        &mut self,
+        id: Option<&str>,
+        status: &str,
+        detail: Option<PushProgressDetail>,
+    ) -> Option<String> {
+        let Some(id) = id else {
+            // messages about the whole push: "The push refers to repository …", "<tag>: digest: …"
+            return Some(status.to_string());
+        };
+        let layer = self.layers.entry(id.to_string()).or_insert(u8::MAX);
+        match status {
+            "Pushed" | "Layer already exists" if *layer != 5 => {
+                *layer = 5;
+                if status == "Pushed" {
+                    self.pushed += 1;
+                } else {
+                    self.existed += 1;
+                }
+                Some(format!("layer {id}: {}", status.to_lowercase()))
+            }
+            "Pushing" => {
+                let (c, t) =
+                    detail.map_or((0, 0), |d| (d.current.unwrap_or(0), d.total.unwrap_or(0)));
+                let quarter = (c.min(t) * 4).checked_div(t).unwrap_or(0) as u8;
+                (*layer == u8::MAX || (quarter > *layer && *layer != 5)).then(|| {
+                    *layer = quarter;
+                    if t > 0 {
+                        format!(
+                            "layer {id}: pushing {} % of {}",
+                            quarter as u64 * 25,
+                            human_bytes(t)
+                        )
+                    } else {
+                        format!("layer {id}: pushing")
+                    }
+                })
+            }
+            s if s.starts_with("Mounted from") && *layer != 5 => {
+                *layer = 5;
+                self.existed += 1;
+                Some(format!("layer {id}: {s}"))
+            }
+            "Preparing" | "Waiting" => (*layer == u8::MAX).then(|| {
+                *layer = 0;
+                format!("layer {id}: {}", status.to_lowercase())
+            }),
+            _ => None,
+        }
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "layers: {} pushed, {} already in the registry",
+            self.pushed, self.existed
+        )
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    if n >= 1024 * 1024 {
+        format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0))
+    } else {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    }
+}
+
+/// Percent-encoding of a query value (a tag is `[A-Za-z0-9_.-]`, so this is for safety).
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn container_body(
     spec: &RunSpec,
     labels: HashMap<String, String>,
@@ -1454,59 +1576,88 @@ impl Engine for DockerEngine {
                 ..Default::default()
             },
         });
-        let opts = bollard::query_parameters::PushImageOptions {
-            tag,
-            platform: None,
+        // bollard's `push_image` keeps only status and progress of each message and drops the
+        // layer `id`, so the push is sent through bollard's public request hook instead: the
+        // request of `export_image(name)` (`GET /images/{name}/get`) is turned into
+        // `POST /images/{name}/push?tag=…` with the `X-Registry-Auth` header push_image would
+        // send, and the engine's own JSON messages are read (Engine API `ImagePush`).
+        let auth = match &creds {
+            Some(c) => Some(base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                serde_json::to_string(c).map_err(|e| EngineError::Api {
+                    op: format!("push {reference}"),
+                    message: format!("cannot encode the registry credentials: {e}"),
+                })?,
+            )),
+            None => None,
         };
-        let mut stream = self.docker.push_image(name, Some(opts), creds);
-        let (mut digest, mut last, mut pushed, mut existed) = (None, String::new(), 0, 0);
-        while let Some(item) = stream.next().await {
-            let info = match item {
-                Ok(i) => i,
-                Err(bollard::errors::Error::DockerStreamError { error }) => {
+        let query = tag
+            .as_deref()
+            .map(|t| format!("?tag={}", percent_encode(t)))
+            .unwrap_or_default();
+        let client = self.docker.clone().with_request_modifier(move |mut req| {
+            let uri = req.uri().clone();
+            let Some(base) = uri.path().strip_suffix("/get") else {
+                return req;
+            };
+            let mut parts = uri.clone().into_parts();
+            if let Ok(pq) = format!("{base}/push{query}").parse() {
+                parts.path_and_query = Some(pq);
+                if let Ok(u) = http::Uri::from_parts(parts) {
+                    *req.uri_mut() = u;
+                    *req.method_mut() = http::Method::POST;
+                    if let Some(a) = auth.as_deref().and_then(|a| a.parse().ok()) {
+                        req.headers_mut().insert("X-Registry-Auth", a);
+                    }
+                }
+            }
+            req
+        });
+        let mut stream = client.export_image(name);
+        let mut progress = PushProgress::default();
+        let mut digest = None;
+        let mut pending = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| api(format!("push {reference}"), e))?;
+            pending.extend_from_slice(&chunk);
+            while let Some(nl) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=nl).collect();
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let m: PushMessage =
+                    serde_json::from_slice(&line).map_err(|e| EngineError::Api {
+                        op: format!("push {reference}"),
+                        message: format!(
+                            "unreadable progress message from the engine ({e}): {}",
+                            String::from_utf8_lossy(&line)
+                        ),
+                    })?;
+                if let Some(err) = m.error_detail.and_then(|d| d.message).or(m.error) {
                     return Err(EngineError::Api {
                         op: format!("push {reference}"),
-                        message: error,
-                    })
+                        message: err,
+                    });
                 }
-                Err(e) => return Err(api(format!("push {reference}"), e)),
-            };
-            if let Some(m) = info.error_detail.and_then(|d| d.message) {
-                return Err(EngineError::Api {
-                    op: format!("push {reference}"),
-                    message: m,
-                });
-            }
-            let Some(status) = info.status else { continue };
-            // bollard keeps no layer id: layers are counted, not named
-            match status.as_str() {
-                "Pushed" => pushed += 1,
-                "Layer already exists" => existed += 1,
-                _ => {}
-            }
-            if let Some(d) = status.split("digest: ").nth(1) {
-                digest = d.split_whitespace().next().map(str::to_string);
-            }
-            let line = match (status.as_str(), info.progress_detail) {
-                ("Pushing", Some(p)) => match (p.current, p.total) {
-                    (Some(c), Some(t)) if t > 0 => {
-                        format!("pushing a layer: {} %", c * 100 / t / 25 * 25)
-                    }
-                    _ => "pushing".into(),
-                },
-                ("Pushed" | "Layer already exists", _) => {
-                    format!("layers: {pushed} pushed, {existed} already in the registry")
+                if let Some(d) = m.aux.and_then(|a| a.digest) {
+                    digest = Some(d);
                 }
-                (s, _) => s.to_string(),
-            };
-            if line != last {
-                reporter.event(&Event::Log {
-                    step: step.to_string(),
-                    line: line.clone(),
-                });
-                last = line;
+                let Some(status) = m.status else { continue };
+                if let Some(d) = status.split("digest: ").nth(1) {
+                    digest = digest.or_else(|| d.split_whitespace().next().map(str::to_string));
+                }
+                if let Some(line) = progress.update(m.id.as_deref(), &status, m.progress_detail) {
+                    reporter.event(&Event::Log {
+                        step: step.to_string(),
+                        line,
+                    });
+                }
             }
         }
+        reporter.event(&Event::Log {
+            step: step.to_string(),
+            line: progress.summary(),
+        });
         digest.ok_or_else(|| EngineError::Api {
             op: format!("push {reference}"),
             message: "the registry answered no digest".into(),
@@ -1559,6 +1710,61 @@ impl Engine for DockerEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The messages of a push as the engine sends them (Engine API 1.41, Docker 20.10): two
+    /// layers, one pushed in many progress messages, one already in the registry.
+    #[test]
+    fn push_progress_is_reported_per_layer_in_quarters() {
+        let mut stream = String::from(
+            r#"{"status":"The push refers to repository [127.0.0.1:5000/proj/fabric-peer]"}
+{"status":"Preparing","progressDetail":{},"id":"5f70bf18a086"}
+{"status":"Preparing","progressDetail":{},"id":"a1b2c3d4e5f6"}
+{"status":"Waiting","progressDetail":{},"id":"a1b2c3d4e5f6"}
+"#,
+        );
+        for c in (0..=4096).step_by(128) {
+            stream.push_str(&format!(
+                r#"{{"status":"Pushing","progressDetail":{{"current":{c},"total":4096}},"progress":"[>   ]","id":"5f70bf18a086"}}"#
+            ));
+            stream.push('\n');
+        }
+        stream.push_str(
+            r#"{"status":"Pushed","progressDetail":{},"id":"5f70bf18a086"}
+{"status":"Layer already exists","progressDetail":{},"id":"a1b2c3d4e5f6"}
+{"status":"1.4: digest: sha256:0123 size: 739"}
+{"progressDetail":{},"aux":{"Tag":"1.4","Digest":"sha256:0123","Size":739}}
+"#,
+        );
+        let mut p = PushProgress::default();
+        let mut lines = Vec::new();
+        let mut digest = None;
+        for l in stream.lines() {
+            let m: PushMessage = serde_json::from_str(l).unwrap();
+            if let Some(d) = m.aux.and_then(|a| a.digest) {
+                digest = Some(d);
+            }
+            if let Some(status) = m.status {
+                lines.extend(p.update(m.id.as_deref(), &status, m.progress_detail));
+            }
+        }
+        assert_eq!(
+            lines,
+            [
+                "The push refers to repository [127.0.0.1:5000/proj/fabric-peer]",
+                "layer 5f70bf18a086: preparing",
+                "layer a1b2c3d4e5f6: preparing",
+                "layer 5f70bf18a086: pushing 25 % of 4.0 KiB",
+                "layer 5f70bf18a086: pushing 50 % of 4.0 KiB",
+                "layer 5f70bf18a086: pushing 75 % of 4.0 KiB",
+                "layer 5f70bf18a086: pushing 100 % of 4.0 KiB",
+                "layer 5f70bf18a086: pushed",
+                "layer a1b2c3d4e5f6: layer already exists",
+                "1.4: digest: sha256:0123 size: 739",
+            ]
+        );
+        assert_eq!(p.summary(), "layers: 1 pushed, 1 already in the registry");
+        assert_eq!(digest.as_deref(), Some("sha256:0123"));
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn stream_from_writer_is_bounded_and_complete() {
