@@ -3,36 +3,10 @@
 //! that does not exist).
 
 use imgforge_tests::FixtureTree;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn imgforge(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_imgforge"));
-    c.args(args);
-    for v in [
-        "DOCKER_NS",
-        "BASE_DOCKER_NS",
-        "DOCKER_TAG",
-        "ARCH",
-        "EXTRA_VERSION",
-        "BASE_VERSION",
-        "SOURCE_DATE_EPOCH",
-        "BUILD_DIR",
-        "CHAINTOOL_URL",
-    ] {
-        c.env_remove(v);
-    }
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into(),
-        String::from_utf8_lossy(&o.stderr).into(),
-    )
-}
+mod common;
+use common::{imgforge, text};
 
 #[test]
 fn config_shows_values_and_origins_with_precedence() {
@@ -2079,26 +2053,8 @@ async fn chaincode_build_makes_the_peers_image_once_from_a_package_file() {
     let t = FixtureTree::new(|_| {});
     let src = t.root.to_str().unwrap();
     let ns = "imgforgetestccb";
-    let (dns, bns) = (
-        format!("DOCKER_NS={ns}"),
-        format!("BASE_DOCKER_NS={}", imgforge_tests::TEST_NS),
-    );
     // the builder the peer asks for: $DOCKER_NS/fabric-ccenv:$TWO_DIGIT_VERSION
-    let chaintool = t.tmp.path().join("chaintool");
-    std::fs::write(&chaintool, "#!/bin/sh\necho chaintool\n").unwrap();
-    let o = imgforge(
-        &[
-            "ccenv",
-            "--source",
-            src,
-            "--chaintool",
-            chaintool.to_str().unwrap(),
-            &dns,
-            &bns,
-        ],
-        &[],
-    );
-    assert!(o.status.success(), "{}", text(&o).1);
+    let (dns, bns) = build_ccenv(&t, ns);
     // the package file, as `peer chaincode package` writes it: a ChaincodeDeploymentSpec
     // whose code package is a gzipped tar of src/<path>/…, made here with GNU tar
     let code = t.tmp.path().join("code");
@@ -2232,25 +2188,7 @@ async fn chaincode_build_from_gopath_packages_as_the_peer_and_matches_the_packag
     w("example.com/gplib/notes.txt", "left out: extension\n");
     w("example.com/unused/u.go", "package unused\n"); // left out: not imported
     let ns = "imgforgetestgp";
-    let (dns, bns) = (
-        format!("DOCKER_NS={ns}"),
-        format!("BASE_DOCKER_NS={}", imgforge_tests::TEST_NS),
-    );
-    let chaintool = t.tmp.path().join("chaintool");
-    std::fs::write(&chaintool, "#!/bin/sh\necho chaintool\n").unwrap();
-    let o = imgforge(
-        &[
-            "ccenv",
-            "--source",
-            src,
-            "--chaintool",
-            chaintool.to_str().unwrap(),
-            &dns,
-            &bns,
-        ],
-        &[],
-    );
-    assert!(o.status.success(), "{}", text(&o).1);
+    let (dns, bns) = build_ccenv(&t, ns);
     let pid = std::process::id();
     let (p0, p1) = (format!("peer0.gp{pid}.test"), format!("peer1.gp{pid}.test"));
     let cds = t.tmp.path().join("gpcc.cds");
@@ -2546,4 +2484,30 @@ fn chaincode_build_forms_and_bad_paths_are_named_without_an_engine() {
             "{args:?} asked the engine: {err}"
         );
     }
+}
+
+/// Build the fixture tree's ccenv in `ns` (FROM the test base images, a stand-in chaintool):
+/// the builder a 1.4 peer asks for. Returns the `DOCKER_NS=…` and `BASE_DOCKER_NS=…`
+/// assignments.
+fn build_ccenv(t: &FixtureTree, ns: &str) -> (String, String) {
+    let (dns, bns) = (
+        format!("DOCKER_NS={ns}"),
+        format!("BASE_DOCKER_NS={}", imgforge_tests::TEST_NS),
+    );
+    let chaintool = t.tmp.path().join("chaintool");
+    std::fs::write(&chaintool, "#!/bin/sh\necho chaintool\n").unwrap();
+    let o = imgforge(
+        &[
+            "ccenv",
+            "--source",
+            t.root.to_str().unwrap(),
+            "--chaintool",
+            chaintool.to_str().unwrap(),
+            &dns,
+            &bns,
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    (dns, bns)
 }

@@ -17,36 +17,10 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command};
 
-fn imgforge(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_imgforge"));
-    c.args(args);
-    for v in [
-        "DOCKER_NS",
-        "BASE_DOCKER_NS",
-        "DOCKER_TAG",
-        "DOCKER_HOST",
-        "DOCKER_TLS_VERIFY",
-        "DOCKER_CERT_PATH",
-        "DOCKER_TLS",
-        "SOURCE_DATE_EPOCH",
-        "BUILD_DIR",
-    ] {
-        c.env_remove(v);
-    }
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into(),
-        String::from_utf8_lossy(&o.stderr).into(),
-    )
-}
+mod common;
+use common::{imgforge, text};
 
 /// A CA and what it signed, written as Docker's `DOCKER_CERT_PATH` layout.
 struct Ca {
