@@ -257,6 +257,77 @@ async fn a_remote_engine_over_tls_builds_the_peer_with_the_tree_copied_not_mount
         "{err}"
     );
 
+    // a chaincode image through the same engine: `go list` sees the GOPATH copied in, the
+    // binary comes back from /chaincode/output, the image starts the chaincode
+    let gopath = t.tmp.path().join("gopath"); // holds the fixture tree (and its shim)
+    let main_go = gopath.join("src/example.com/rcc/main.go");
+    std::fs::create_dir_all(main_go.parent().unwrap()).unwrap();
+    // its own text each run: a second run of the suite must compile again, not find the image
+    let word = format!("rcc{}", std::process::id());
+    std::fs::write(
+        &main_go,
+        format!("package main\n\nimport (\n\t\"fmt\"\n\t\"net\"\n\n\t\"github.com/hyperledger/fabric/core/chaincode/shim\"\n)\n\nfunc main() {{ fmt.Println(shim.Banner(\"{word}\"), net.JoinHostPort(\"p\", \"1\")) }}\n"),
+    )
+    .unwrap();
+    let chaintool = t.tmp.path().join("chaintool");
+    std::fs::write(&chaintool, "#!/bin/sh\necho chaintool\n").unwrap();
+    let o = run(
+        &["ccenv", "--chaintool", chaintool.to_str().unwrap()],
+        as_refs(&tls_env(&good)),
+    );
+    assert!(o.status.success(), "{}", text(&o).1);
+    let peer_id = format!("peer0.remote{}.test", std::process::id());
+    let cc = [
+        "chaincode",
+        "build",
+        "--name",
+        "rcc",
+        "--version",
+        "1.0",
+        "--path",
+        "example.com/rcc",
+        "--gopath",
+        gopath.to_str().unwrap(),
+        "--peer-id",
+        &peer_id,
+    ];
+    let o = run(&cc, as_refs(&tls_env(&good)));
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "copied {} into the container at",
+            gopath.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("copied /chaincode/output from the container into"),
+        "{err}"
+    );
+    let image = err
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Built "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no image built:\n{err}"))
+        .to_string();
+    let out = imgforge_tests::docker_run(&image, &["chaincode"]);
+    assert!(out.contains(&word), "{out}");
+    let env = tls_env(&good);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let o = imgforge(&["chaincode", "clean", "--peer-id", &peer_id], &env);
+    let (_, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        std::process::Command::new("docker")
+            .args(["image", "inspect", &image])
+            .output()
+            .unwrap()
+            .stdout
+            .starts_with(b"[]"),
+        "{image} is still there: {err}"
+    );
+
     let o = run(&["clean", "--images"], as_refs(&tls_env(&good)));
     assert!(o.status.success(), "{}", text(&o).1);
     assert!(imgforge_tests::containers_mounting(&t.root).is_empty());
