@@ -717,12 +717,24 @@ pub async fn smoke(
             })?;
         // the chaincode's module path carries the run id, so the peer's build container (whose
         // command names it) is found by teardown
-        assemble_chaincode(src, &format!("example.com/{run_id}"), &work.path().join("cc"))
+        let cc = assemble_chaincode(src, &format!("example.com/{run_id}"), &work.path().join("cc"))
             .map_err(|m| Error::Input {
                 step: "smoke/chaincode".into(),
                 message: format!("cannot make the smoke chaincode's module from {}: {m}; nothing was started", src.display()),
                 hint: "point --source at the Fabric 2.x/3.x checkout the images were built from, with its vendor/ directory (`go mod vendor`)".into(),
             })?;
+        if attempt == 1 {
+            reporter.event(&Event::Notice {
+                step: "smoke/chaincode".into(),
+                message: format!(
+                    "module example.com/{run_id}: main.go on {} and a vendor/ of {} packages from {} modules of {}/vendor",
+                    cc.shim.shim,
+                    cc.packages,
+                    cc.modules,
+                    src.display()
+                ),
+            });
+        }
         let r = lifecycle(
             &mut net,
             work.path(),
