@@ -328,7 +328,7 @@ pub async fn smoke(
             let dir = work.keep();
             let mut r = r.clone();
             r.kept = Some(format!(
-                "orderer at 127.0.0.1:{} and peer at 127.0.0.1:{} (containers {}), channel mychannel, chaincode smokecc; admin MSP {}/crypto-config/peerOrganizations/org1.example.com/users/Admin@org1.example.com/msp; remove it with `docker rm -f $(docker ps -aq --filter name={})`, `docker rmi $(docker images -q '{}-*')` and `rm -rf {}`",
+                "orderer at 127.0.0.1:{} and peer at 127.0.0.1:{} (containers {}), channel mychannel, chaincode smokecc; admin MSP {}/crypto-config/peerOrganizations/org1.example.com/users/Admin@org1.example.com/msp; remove it with `docker rm -f -v $(docker ps -aq --filter name={})`, `docker rmi $(docker images -q '{}-*')` and `rm -rf {}`",
                 net.ports.0,
                 net.ports.1,
                 net.services.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
