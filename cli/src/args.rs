@@ -277,8 +277,10 @@ pub enum Command {
     Plan(ImageArgsNamed),
     /// Render the Dockerfile and assemble build/image/NAME/payload, without building the image.
     Payload(ImageArgsNamed),
-    /// Prove the image set works as a Fabric 1.4 network: solo orderer + one peer on 127.0.0.1
-    /// (host network, free ports), a chaincode lifecycle, then remove everything it started.
+    /// Prove the image set works as a Fabric network: orderer + one peer on 127.0.0.1 (host
+    /// network, free ports), a chaincode lifecycle, then remove everything it started. 1.4: solo
+    /// orderer, install/instantiate; a 2.x/3.x --source tree: etcdraft orderer joined by
+    /// osnadmin, _lifecycle with a chaincode vendored from the tree.
     Smoke {
         /// Variables (DOCKER_NS and the version pick the images: $DOCKER_NS/fabric-*:$TWO_DIGIT_VERSION).
         #[command(flatten)]

@@ -44,6 +44,7 @@ pub mod redact;
 pub mod reference;
 pub mod rootfs_edit;
 pub mod smoke;
+pub mod smoke2;
 pub mod spec;
 pub mod steps;
 pub mod task;

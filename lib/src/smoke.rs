@@ -1,5 +1,6 @@
 //! **smoke**: proves that an image set works as a Fabric 1.4 network — the images' real
-//! consumer — not just that it builds.
+//! consumer — not just that it builds. A 2.x/3.x tree (`--source`, [`crate::config::fabric_line`])
+//! runs [`crate::smoke2`] instead: channel participation and the `_lifecycle` flow.
 //!
 //! | phase | what runs |
 //! |---|---|
@@ -44,13 +45,13 @@ pub struct SmokeReport {
     pub kept: Option<String>,
 }
 
-fn free_port() -> std::io::Result<u16> {
+pub(crate) fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
-fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     text.lines()
         .find_map(|l| l.trim().strip_prefix(&format!("{name}: ")))
         .map(str::trim)
@@ -175,7 +176,7 @@ fn configtx(orderer_port: u16, peer_port: u16) -> String {
 }
 
 /// Lines of a service's log that say what went wrong (`ERRO`, `panic`), the last few.
-fn error_lines(log: &str) -> String {
+pub(crate) fn error_lines(log: &str) -> String {
     let lines: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("ERRO") || l.contains("panic") || l.contains("FATA"))
@@ -206,6 +207,11 @@ pub async fn smoke(
                 hint: "run `imgforge smoke` on the engine's host, with DOCKER_HOST unset or unix://; build and push/save the images remotely as usual".into(),
             },
         ));
+    }
+    if let Some(src) = &vars.source {
+        if let crate::config::FabricLine::V2 { .. } = crate::config::fabric_line(src) {
+            return crate::smoke2::smoke(engine, vars, src, opts, reporter, cancel).await;
+        }
     }
     let tag = vars.get("TWO_DIGIT_VERSION");
     let image = |n: &str| format!("{}:{tag}", vars.repository(n));
@@ -322,7 +328,7 @@ pub async fn smoke(
             let dir = work.keep();
             let mut r = r.clone();
             r.kept = Some(format!(
-                "orderer at 127.0.0.1:{} and peer at 127.0.0.1:{} (containers {}), channel mychannel, chaincode smokecc; admin MSP {}/crypto-config/peerOrganizations/org1.example.com/users/Admin@org1.example.com/msp; remove it with `docker rm -f $(docker ps -aq --filter name={})`, `docker rmi $(docker images -q '{}-*')` and `rm -rf {}`",
+                "orderer at 127.0.0.1:{} and peer at 127.0.0.1:{} (containers {}), channel mychannel, chaincode smokecc; admin MSP {}/crypto-config/peerOrganizations/org1.example.com/users/Admin@org1.example.com/msp; remove it with `docker rm -f -v $(docker ps -aq --filter name={})`, `docker rmi $(docker images -q '{}-*')` and `rm -rf {}`",
                 net.ports.0,
                 net.ports.1,
                 net.services.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
@@ -338,19 +344,19 @@ pub async fn smoke(
     result
 }
 
-struct Network<'a> {
-    engine: &'a DockerEngine,
-    run_id: String,
+pub(crate) struct Network<'a> {
+    pub(crate) engine: &'a DockerEngine,
+    pub(crate) run_id: String,
     /// (name, id) of the orderer and peer containers.
-    services: Vec<(String, String)>,
+    pub(crate) services: Vec<(String, String)>,
     /// Started for `--keep`: not swept by a later run.
-    keep: bool,
+    pub(crate) keep: bool,
     /// Orderer and peer ports.
-    ports: (u16, u16),
+    pub(crate) ports: (u16, u16),
 }
 
 impl Network<'_> {
-    async fn teardown(&mut self, reporter: &dyn Reporter) {
+    pub(crate) async fn teardown(&mut self, reporter: &dyn Reporter) {
         for (_, id) in self.services.drain(..) {
             let _ = self.engine.remove_container(&id).await;
         }
@@ -364,7 +370,7 @@ impl Network<'_> {
         });
     }
 
-    async fn logs_errors(&self) -> String {
+    pub(crate) async fn logs_errors(&self) -> String {
         let mut out = String::new();
         for (name, id) in &self.services {
             let lines = error_lines(&self.engine.logs_text(id).await);
@@ -377,7 +383,7 @@ impl Network<'_> {
 
     /// Run `cmd` in the tools image on the host network with the work dir at /w.
     #[allow(clippy::too_many_arguments)]
-    async fn tools(
+    pub(crate) async fn tools(
         &self,
         phase: &str,
         image: &str,
@@ -410,7 +416,7 @@ impl Network<'_> {
     }
 
     /// Start the service `<run id>-<role>` from `spec` and wait until its log shows `ready`.
-    async fn start_service(
+    pub(crate) async fn start_service(
         &mut self,
         role: &str,
         spec: &RunSpec,
@@ -427,7 +433,7 @@ impl Network<'_> {
         self.wait_for(&id, &name, ready, cancel).await
     }
 
-    async fn wait_for(
+    pub(crate) async fn wait_for(
         &self,
         id: &str,
         name: &str,
