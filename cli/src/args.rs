@@ -345,6 +345,20 @@ pub enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Build $DOCKER_NS/fabric-ccs-builder: an external chaincode builder (detect, build,
+    /// release in /go/bin, FROM baseos: sh and cp for init containers) compiled offline in the
+    /// 2.x build image, from a checkout of hyperledgendary/fabric-ccs-builder (give
+    /// FABRIC_VER=2.5.13: it picks the build image, baseos and tags) or from a Fabric 2.5/3.x
+    /// tree's ccaas_builder/.
+    CcsBuilder {
+        /// Variables (--source DIR: the checkout or the Fabric tree; --build-dir for a
+        /// read-only one).
+        #[command(flatten)]
+        vars: VarFlags,
+        /// Build options and NAME=VALUE assignments.
+        #[command(flatten)]
+        build: BuildFlags,
+    },
     /// Chaincode: the images and containers Fabric 1.4 peers make (ls, clean) and Fabric 2.5+
     /// chaincode-as-a-service packages (package).
     Chaincode {

@@ -271,6 +271,30 @@ async fn run(
             )
             .await
         }
+        Command::CcsBuilder { vars, build } => {
+            use imgforge::chaincode::ccs_builder;
+            let i = inputs(vars, &build.assignments)?;
+            let (module, v) =
+                ccs_builder::resolve_vars(&vars.source, &i).map_err(|e| e.into_error())?;
+            notice_defaults(reporter, &v);
+            let opts = options(build)?;
+            let cx = Cx {
+                vars: &v,
+                options: &opts,
+                engine: &engine,
+                reporter,
+                cancel,
+            };
+            let built = ccs_builder::build(&cx).await?;
+            reporter.line(&format!(
+                "{:>12} {} {} (module {})",
+                "Built",
+                built.references.join(" "),
+                built.id,
+                module.import_path
+            ));
+            Ok(())
+        }
         Command::Render { name, vars, build } => {
             let (v, opts, s) = named(catalog, name, vars, build)?;
             let cx = Cx {

@@ -12,6 +12,7 @@
 
 pub mod build;
 pub mod ccaas;
+pub mod ccs_builder;
 pub mod gopath;
 pub mod inventory;
 pub mod names;
