@@ -16,6 +16,7 @@ pub mod ccs_builder;
 pub mod gopath;
 pub mod inventory;
 pub mod names;
+pub mod server;
 
 pub use inventory::{
     clean, inventory, ChaincodeContainer, ChaincodeImage, CleanFilter, Inventory, Removed,
