@@ -324,6 +324,8 @@ async fn ccaas_server(
         port: a.port,
         label,
     };
+    // go.mod, vendor/, the package and the reference, before the engine is asked anything
+    server::check(&spec).map_err(|e| e.into_error(STEP))?;
     let docker = engine.get().await.map_err(|e| Error::engine(STEP, e))?;
     let opts = BuildOptions::default();
     let cx = Cx {
