@@ -423,6 +423,40 @@ pub struct BaseArgs {
     pub assignments: Vec<String>,
 }
 
+/// `chaincode build --ccaas --path DIR [--image REF] [--main PKG] [--port N] [--label L --address A]`.
+#[derive(Debug, Args)]
+pub struct CcaasForm {
+    /// Build a chaincode-as-a-service server image (Fabric 2.5+) from --path DIR.
+    #[arg(long, requires = "path")]
+    pub ccaas: bool,
+    /// With --ccaas: the image reference (default $DOCKER_NS/<module dir>-ccaas:latest).
+    #[arg(long, value_name = "REF", requires = "ccaas")]
+    pub image: Option<String>,
+    /// With --ccaas: the main package in the module (default `.`).
+    #[arg(
+        long = "main",
+        value_name = "PKG",
+        requires = "ccaas",
+        default_value = "."
+    )]
+    pub main_package: String,
+    /// With --ccaas: the port the server listens on (EXPOSE, and the default
+    /// CHAINCODE_SERVER_ADDRESS=0.0.0.0:PORT).
+    #[arg(long, value_name = "PORT", requires = "ccaas")]
+    pub port: Option<u16>,
+    /// With --ccaas: write a CCaaS package with this label (and --address) to
+    /// --write-package FILE and print its ID.
+    #[arg(long, value_name = "LABEL", requires_all = ["ccaas", "address", "write_package"])]
+    pub label: Option<String>,
+    /// With --label: where the peer reaches the server (connection.json address).
+    #[arg(long, value_name = "HOST:PORT", requires = "label")]
+    pub address: Option<String>,
+    /// With --label: metadata.json type, `ccaas` (Fabric's ccaas_builder) or `external`
+    /// (fabric-ccs-builder).
+    #[arg(long = "type", value_name = "ccaas|external", default_value = "ccaas")]
+    pub builder_type: String,
+}
+
 /// `chaincode build --name N --version V --path P [--gopath DIR] [--write-package FILE]`.
 #[derive(Debug, Args)]
 pub struct GopathForm {
@@ -490,35 +524,9 @@ pub enum ChaincodeCommand {
         /// Or the chaincode from GOPATH (boxed: the variant would be large).
         #[command(flatten)]
         from_gopath: Box<GopathForm>,
-        /// Build a chaincode-as-a-service server image (Fabric 2.5+) from --path DIR.
-        #[arg(long, requires = "path")]
-        ccaas: bool,
-        /// With --ccaas: the image reference (default $DOCKER_NS/<module dir>-ccaas:latest).
-        #[arg(long, value_name = "REF", requires = "ccaas")]
-        image: Option<String>,
-        /// With --ccaas: the main package in the module (default `.`).
-        #[arg(
-            long = "main",
-            value_name = "PKG",
-            requires = "ccaas",
-            default_value = "."
-        )]
-        main_package: String,
-        /// With --ccaas: the port the server listens on (EXPOSE, and the default
-        /// CHAINCODE_SERVER_ADDRESS=0.0.0.0:PORT).
-        #[arg(long, value_name = "PORT", requires = "ccaas")]
-        port: Option<u16>,
-        /// With --ccaas: write a CCaaS package with this label (and --address) to
-        /// --write-package FILE and print its ID.
-        #[arg(long, value_name = "LABEL", requires_all = ["ccaas", "address", "write_package"])]
-        label: Option<String>,
-        /// With --label: where the peer reaches the server (connection.json address).
-        #[arg(long, value_name = "HOST:PORT", requires = "label")]
-        address: Option<String>,
-        /// With --label: metadata.json type, `ccaas` (Fabric's ccaas_builder) or `external`
-        /// (fabric-ccs-builder).
-        #[arg(long = "type", value_name = "ccaas|external", default_value = "ccaas")]
-        builder_type: String,
+        /// Or a chaincode-server image (boxed: the variant would be large).
+        #[command(flatten)]
+        ccaas: Box<CcaasForm>,
         /// Each peer's CORE_PEER_ID (repeatable): one name per peer.
         #[arg(long = "peer-id", value_name = "ID", required_unless_present = "ccaas")]
         peer_ids: Vec<String>,

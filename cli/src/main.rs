@@ -781,12 +781,6 @@ async fn run(
                     package,
                     from_gopath,
                     ccaas,
-                    image,
-                    main_package,
-                    port,
-                    label,
-                    address,
-                    builder_type,
                     peer_ids,
                     network_ids,
                     vars,
@@ -801,16 +795,16 @@ async fn run(
                 gopath,
                 write_package,
             } = from_gopath.as_ref();
-            if *ccaas {
+            if ccaas.ccaas {
                 let c = CcaasServerArgs {
                     package: package.clone(),
                     path: path.clone().unwrap_or_default(),
-                    image: image.clone(),
-                    main_package: main_package.clone(),
-                    port: *port,
-                    label: label.clone(),
-                    address: address.clone(),
-                    builder_type: builder_type.clone(),
+                    image: ccaas.image.clone(),
+                    main_package: ccaas.main_package.clone(),
+                    port: ccaas.port,
+                    label: ccaas.label.clone(),
+                    address: ccaas.address.clone(),
+                    builder_type: ccaas.builder_type.clone(),
                     write_package: write_package.clone(),
                 };
                 return ccaas_server(&c, vars, assignments, reporter, cancel, &engine).await;
