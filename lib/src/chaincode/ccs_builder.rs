@@ -98,11 +98,10 @@ pub fn resolve_vars(
 ) -> Result<(BuilderModule, BuildVars), CcsBuilderError> {
     let module = BuilderModule::find(source)?;
     module.check_imports()?;
+    let vars = resolve_line(Some(source), inputs, Some(true))?;
     if module.fabric_tree {
-        let vars = resolve_line(Some(source), inputs, Some(true))?;
         return Ok((module, vars));
     }
-    let vars = resolve_line(Some(source), inputs, Some(true))?;
     let given = vars
         .var("FABRIC_VER")
         .is_some_and(|v| matches!(v.origin, Origin::Flag | Origin::Env));

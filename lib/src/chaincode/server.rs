@@ -339,7 +339,11 @@ pub async fn build<E: Engine>(cx: &Cx<'_, E>, spec: &ServerSpec) -> Result<Built
             .inspect_image(r)
             .await
             .map_err(|e| Error::engine(&step, e))?
-            .expect("require_bases found it");
+            .ok_or_else(|| Error::Input {
+                step: step.clone(),
+                message: format!("{r} went away while imgforge was looking at it"),
+                hint: "another process removed it: run again".into(),
+            })?;
         if r == &builder {
             go = i.labels.get(crate::config::LABEL_GO_VERSION).cloned();
         }
