@@ -347,6 +347,20 @@ pub enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Build $DOCKER_NS/fabric-ccs-builder: an external chaincode builder (detect, build,
+    /// release in /go/bin, FROM baseos: sh and cp for init containers) compiled offline in the
+    /// 2.x build image, from a checkout of hyperledgendary/fabric-ccs-builder (give
+    /// FABRIC_VER=2.5.13: it picks the build image, baseos and tags) or from a Fabric 2.5/3.x
+    /// tree's ccaas_builder/.
+    CcsBuilder {
+        /// Variables (--source DIR: the checkout or the Fabric tree; --build-dir for a
+        /// read-only one).
+        #[command(flatten)]
+        vars: VarFlags,
+        /// Build options and NAME=VALUE assignments.
+        #[command(flatten)]
+        build: BuildFlags,
+    },
     /// Chaincode: the images and containers Fabric 1.4 peers make (ls, clean) and Fabric 2.5+
     /// chaincode-as-a-service packages (package).
     Chaincode {
@@ -411,6 +425,40 @@ pub struct BaseArgs {
     pub assignments: Vec<String>,
 }
 
+/// `chaincode build --ccaas --path DIR [--image REF] [--main PKG] [--port N] [--label L --address A]`.
+#[derive(Debug, Args)]
+pub struct CcaasForm {
+    /// Build a chaincode-as-a-service server image (Fabric 2.5+) from --path DIR.
+    #[arg(long, requires = "path")]
+    pub ccaas: bool,
+    /// With --ccaas: the image reference (default $DOCKER_NS/<module dir>-ccaas:latest).
+    #[arg(long, value_name = "REF", requires = "ccaas")]
+    pub image: Option<String>,
+    /// With --ccaas: the main package in the module (default `.`).
+    #[arg(
+        long = "main",
+        value_name = "PKG",
+        requires = "ccaas",
+        default_value = "."
+    )]
+    pub main_package: String,
+    /// With --ccaas: the port the server listens on (EXPOSE, and the default
+    /// CHAINCODE_SERVER_ADDRESS=0.0.0.0:PORT).
+    #[arg(long, value_name = "PORT", requires = "ccaas")]
+    pub port: Option<u16>,
+    /// With --ccaas: write a CCaaS package with this label (and --address) to
+    /// --write-package FILE and print its ID.
+    #[arg(long, value_name = "LABEL", requires_all = ["ccaas", "address", "write_package"])]
+    pub label: Option<String>,
+    /// With --label: where the peer reaches the server (connection.json address).
+    #[arg(long, value_name = "HOST:PORT", requires = "label")]
+    pub address: Option<String>,
+    /// With --label: metadata.json type, `ccaas` (Fabric's ccaas_builder) or `external`
+    /// (fabric-ccs-builder).
+    #[arg(long = "type", value_name = "ccaas|external", default_value = "ccaas")]
+    pub builder_type: String,
+}
+
 /// `chaincode build --name N --version V --path P [--gopath DIR] [--write-package FILE]`.
 #[derive(Debug, Args)]
 pub struct GopathForm {
@@ -421,14 +469,16 @@ pub struct GopathForm {
     #[arg(long, value_name = "VERSION", requires = "path")]
     pub version: Option<String>,
     /// The chaincode's Go import path (`-p`), in the first GOPATH entry: packaged as the
-    /// peer CLI does (the package, its GOPATH dependencies vendored, META-INF).
-    #[arg(long, value_name = "IMPORT_PATH", requires_all = ["name", "version"])]
+    /// peer CLI does (the package, its GOPATH dependencies vendored, META-INF); needs --name
+    /// and --version. With --ccaas: the directory of the chaincode's Go module.
+    #[arg(long, value_name = "IMPORT_PATH|DIR")]
     pub path: Option<String>,
     /// GOPATH to package from (default: $GOPATH, else ~/go, as the Go tool).
     #[arg(long, value_name = "DIR", requires = "path")]
     pub gopath: Option<PathBuf>,
     /// Also write the package file `peer chaincode package` would write (unsigned), to
-    /// install on the peers the very code the image was built from.
+    /// install on the peers the very code the image was built from; with --ccaas --label, the
+    /// CCaaS package.
     #[arg(long, value_name = "FILE", requires = "path")]
     pub write_package: Option<PathBuf>,
 }
@@ -455,20 +505,32 @@ pub enum ChaincodeCommand {
     /// the peers build nothing): builder $DOCKER_NS/fabric-ccenv:$TWO_DIGIT_VERSION, runtime
     /// $BASE_DOCKER_NS/fabric-baseos:$BASE_DOCKER_TAG, or CORE_CHAINCODE_BUILDER /
     /// CORE_CHAINCODE_GOLANG_RUNTIME / CORE_CHAINCODE_GOLANG_DYNAMICLINK as for the peer.
-    #[command(group(clap::ArgGroup::new("code").required(true).args(["package", "path"])))]
+    ///
+    /// With --ccaas (Fabric 2.5+): a chaincode-server image instead, from the Go module at
+    /// --path DIR (go.mod, vendor/; its main package uses the shim's ChaincodeServer), compiled
+    /// offline in $DOCKER_NS/fabric-baseimage:$TWO_DIGIT_VERSION, FROM fabric-baseos; its
+    /// run-time inputs are CHAINCODE_SERVER_ADDRESS and CHAINCODE_ID. With --package (a CCaaS
+    /// package, `chaincode package --ccaas`) or --label/--address (the package is written to
+    /// --write-package FILE), the package ID the peer will compute is printed: start the server
+    /// with CHAINCODE_ID set to it.
+    #[command(group(clap::ArgGroup::new("code").required(true).multiple(true).args(["package", "path"])))]
     Build {
-        /// The package file (`peer chaincode package -n NAME -v VERSION -p PATH FILE`).
+        /// The package file (`peer chaincode package -n NAME -v VERSION -p PATH FILE`); with
+        /// --ccaas, the CCaaS package whose ID to print.
         #[arg(
             long,
             value_name = "FILE",
-            conflicts_with_all = ["path", "name", "version", "gopath", "write_package"]
+            conflicts_with_all = ["name", "version", "gopath", "label"]
         )]
         package: Option<PathBuf>,
         /// Or the chaincode from GOPATH (boxed: the variant would be large).
         #[command(flatten)]
         from_gopath: Box<GopathForm>,
+        /// Or a chaincode-server image (boxed: the variant would be large).
+        #[command(flatten)]
+        ccaas: Box<CcaasForm>,
         /// Each peer's CORE_PEER_ID (repeatable): one name per peer.
-        #[arg(long = "peer-id", value_name = "ID", required = true)]
+        #[arg(long = "peer-id", value_name = "ID", required_unless_present = "ccaas")]
         peer_ids: Vec<String>,
         /// The peers' CORE_PEER_NETWORKID (repeatable; default `dev`).
         #[arg(long = "network-id", value_name = "ID")]

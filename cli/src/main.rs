@@ -218,6 +218,148 @@ async fn base(
     Ok(())
 }
 
+/// `chaincode build --ccaas` arguments.
+struct CcaasServerArgs {
+    package: Option<std::path::PathBuf>,
+    path: String,
+    image: Option<String>,
+    main_package: String,
+    port: Option<u16>,
+    label: Option<String>,
+    address: Option<String>,
+    builder_type: String,
+    write_package: Option<std::path::PathBuf>,
+}
+
+/// `chaincode build --ccaas`: the package ID first (from --package, or the package written
+/// from --label/--address), then the chaincode-server image; the ID printed on stdout last.
+async fn ccaas_server(
+    a: &CcaasServerArgs,
+    vars: &VarFlags,
+    assignments: &[String],
+    reporter: &CliReporter,
+    cancel: &CancellationToken,
+    engine: &LazyDockerEngine,
+) -> Result<(), Error> {
+    use imgforge::chaincode::ccaas::{self, BuilderType, PackageSpec};
+    use imgforge::chaincode::server;
+    const STEP: &str = "chaincode build --ccaas";
+    let bad = |message: String, hint: &str| Error::Input {
+        step: STEP.into(),
+        message,
+        hint: hint.into(),
+    };
+    // the package (and its label) before any engine work
+    let (package_id, label) = match (&a.package, &a.label) {
+        (Some(file), _) => {
+            let bytes = std::fs::read(file).map_err(|e| Error::io(STEP, "read", file, e))?;
+            let i = ccaas::inspect(&bytes, None);
+            if !i.problems.is_empty() {
+                return Err(bad(
+                    format!("{}: {}", file.display(), i.problems.join("; ")),
+                    "give the package `imgforge chaincode package --ccaas` writes (`--inspect FILE` says what is wrong)",
+                ));
+            }
+            (i.package_id, i.label)
+        }
+        (None, Some(label)) => {
+            let builder = match a.builder_type.as_str() {
+                "ccaas" => BuilderType::Ccaas,
+                "external" => BuilderType::External,
+                t => {
+                    return Err(bad(
+                        format!("--type {t:?}"),
+                        "give ccaas (Fabric's ccaas_builder) or external (fabric-ccs-builder)",
+                    ))
+                }
+            };
+            let out = a.write_package.clone().unwrap_or_default();
+            let spec = PackageSpec {
+                label: label.clone(),
+                builder,
+                address: a.address.clone().unwrap_or_default(),
+                dial_timeout: "10s".into(),
+                tls_required: false,
+                client_auth_required: false,
+                root_cert: None,
+                client_cert: None,
+                client_key: None,
+                indexes: None,
+            };
+            let id = ccaas::write(&spec, &out).map_err(|e| match e {
+                ccaas::PackageError::Io { path, source } => Error::io(STEP, "write", path, source),
+                e => bad(e.to_string(), "see `imgforge chaincode package --help`"),
+            })?;
+            reporter.line(&format!(
+                "{:>12} {} ({})",
+                "Packaged",
+                out.display(),
+                builder.as_str()
+            ));
+            (Some(id), Some(label.clone()))
+        }
+        (None, None) => (None, None),
+    };
+    let i = inputs(vars, assignments)?;
+    let source = (vars.source != std::path::Path::new(".")
+        || vars.source.join("Makefile").is_file())
+    .then_some(vars.source.as_path());
+    let v = server::resolve_vars(source, &i)?;
+    notice_defaults(reporter, &v);
+    let module = std::path::PathBuf::from(&a.path);
+    let image = match &a.image {
+        Some(i) => i.clone(),
+        None => {
+            let dir = std::path::absolute(&module)
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_lowercase()))
+                .unwrap_or_else(|| "chaincode".into());
+            format!("{}/{dir}-ccaas:latest", v.get("DOCKER_NS"))
+        }
+    };
+    let spec = server::ServerSpec {
+        module,
+        package: a.main_package.clone(),
+        image,
+        port: a.port,
+        label,
+    };
+    // go.mod, vendor/, the package and the reference, before the engine is asked anything
+    server::check(&spec).map_err(|e| e.into_error(STEP))?;
+    let docker = engine.get().await.map_err(|e| Error::engine(STEP, e))?;
+    let opts = BuildOptions::default();
+    let cx = Cx {
+        vars: &v,
+        options: &opts,
+        engine: docker,
+        reporter,
+        cancel,
+    };
+    let built = server::build(&cx, &spec).await?;
+    reporter.line(&format!(
+        "{:>12} {} ({})",
+        if built.reused { "Fresh" } else { "Built" },
+        built.reference,
+        built.id
+    ));
+    match package_id {
+        Some(id) => {
+            reporter.line(&format!(
+                "{:>12} docker run --pull never -e CHAINCODE_ID={id} -e CHAINCODE_SERVER_ADDRESS=0.0.0.0:{} {}",
+                "Run with",
+                a.port.unwrap_or(9999),
+                built.reference
+            ));
+            println!("{id}");
+        }
+        None => reporter.line(&format!(
+            "{:>12} no --package or --label: start it with CHAINCODE_ID=<label>:<sha256 of the package> (`imgforge chaincode package --ccaas` prints it) and CHAINCODE_SERVER_ADDRESS=HOST:PORT",
+            "Note"
+        )),
+    }
+    Ok(())
+}
+
 async fn run(
     catalog: &Catalog,
     globals: Globals,
@@ -270,6 +412,30 @@ async fn run(
                 catalog, &names, &a.vars, &a.build, reporter, cancel, &engine,
             )
             .await
+        }
+        Command::CcsBuilder { vars, build } => {
+            use imgforge::chaincode::ccs_builder;
+            let i = inputs(vars, &build.assignments)?;
+            let (module, v) =
+                ccs_builder::resolve_vars(&vars.source, &i).map_err(|e| e.into_error())?;
+            notice_defaults(reporter, &v);
+            let opts = options(build)?;
+            let cx = Cx {
+                vars: &v,
+                options: &opts,
+                engine: &engine,
+                reporter,
+                cancel,
+            };
+            let built = ccs_builder::build(&cx).await?;
+            reporter.line(&format!(
+                "{:>12} {} {} (module {})",
+                "Built",
+                built.references.join(" "),
+                built.id,
+                module.import_path
+            ));
+            Ok(())
         }
         Command::Render { name, vars, build } => {
             let (v, opts, s) = named(catalog, name, vars, build)?;
@@ -614,6 +780,7 @@ async fn run(
                 ChaincodeCommand::Build {
                     package,
                     from_gopath,
+                    ccaas,
                     peer_ids,
                     network_ids,
                     vars,
@@ -628,6 +795,31 @@ async fn run(
                 gopath,
                 write_package,
             } = from_gopath.as_ref();
+            if ccaas.ccaas {
+                let c = CcaasServerArgs {
+                    package: package.clone(),
+                    path: path.clone().unwrap_or_default(),
+                    image: ccaas.image.clone(),
+                    main_package: ccaas.main_package.clone(),
+                    port: ccaas.port,
+                    label: ccaas.label.clone(),
+                    address: ccaas.address.clone(),
+                    builder_type: ccaas.builder_type.clone(),
+                    write_package: write_package.clone(),
+                };
+                return ccaas_server(&c, vars, assignments, reporter, cancel, &engine).await;
+            }
+            let usage = |message: &str| Error::Input {
+                step: "chaincode build".into(),
+                message: message.into(),
+                hint: "see `imgforge chaincode build --help`".into(),
+            };
+            if package.is_some() && path.is_some() {
+                return Err(usage("--package and --path give the chaincode twice (with --ccaas, --package is the CCaaS package to print the ID of)"));
+            }
+            if path.is_some() && (name.is_none() || version.is_none()) {
+                return Err(usage("--path IMPORT_PATH needs --name and --version (as `peer chaincode package -n -v -p`), unless --ccaas"));
+            }
             use imgforge::chaincode::gopath;
             let env = |k: &str| std::env::var(k).ok();
             // a package file is read (and checked), a --path found in GOPATH, before the

@@ -576,6 +576,22 @@ impl Resolver<'_> {
 /// [`ConfigError::Reference`] for an invalid namespace or tag, [`ConfigError::Invalid`] for
 /// values with whitespace or quotes where the Dockerfile or compiler command would break.
 pub fn resolve(source: Option<&Path>, inputs: &VarInputs) -> Result<BuildVars, ConfigError> {
+    resolve_line(source, inputs, None)
+}
+
+/// [`resolve`] with the line given instead of read from the tree: `Some(true)` resolves the
+/// Fabric 2.x/3.x variables (`FABRIC_VER`, bases at `$(DOCKER_NS)/…:$(TWO_DIGIT_VERSION)`) for a
+/// directory that is not a Fabric tree — a fabric-ccs-builder checkout, a chaincode module —
+/// whose images are made with the 2.x build image and baseos.
+///
+/// # Errors
+///
+/// As [`resolve`].
+pub fn resolve_line(
+    source: Option<&Path>,
+    inputs: &VarInputs,
+    v2: Option<bool>,
+) -> Result<BuildVars, ConfigError> {
     for name in inputs.flags.keys() {
         if !VAR_NAMES.contains(&name.as_str()) {
             return Err(ConfigError::UnknownVariable { name: name.clone() });
@@ -615,10 +631,12 @@ pub fn resolve(source: Option<&Path>, inputs: &VarInputs) -> Result<BuildVars, C
     let derived = |v: &str| (v.to_string(), Origin::Derived);
     // Fabric 2.x/3.x (Makefile v2.5.13/v3.1.0): `FABRIC_VER` is the version (no BASE_VERSION);
     // imgforge's BASE_VERSION follows it, so labels and PROJECT_VERSION read as on 1.x.
-    let v2 = matches!(
-        source.as_deref().map(fabric_line),
-        Some(FabricLine::V2 { .. })
-    );
+    let v2 = v2.unwrap_or_else(|| {
+        matches!(
+            source.as_deref().map(fabric_line),
+            Some(FabricLine::V2 { .. })
+        )
+    });
     if v2 {
         // common/metadata/metadata.go's default Version is "latest"
         r.set("FABRIC_VER", |_| d("latest"));

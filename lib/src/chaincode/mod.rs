@@ -8,13 +8,17 @@
 //! ([`mod@inventory`]: `imgforge chaincode ls` / `clean`). [`build`] makes such an image before the
 //! peer does, from the package the peer gets (`imgforge chaincode build`; [`gopath`] makes that
 //! package from a GOPATH as `peer chaincode package -p` does), and [`ccaas`] writes
-//! and reads the packages of Fabric 2.5+ chaincode-as-a-service (`imgforge chaincode package`).
+//! and reads the packages of Fabric 2.5+ chaincode-as-a-service (`imgforge chaincode package`);
+//! [`ccs_builder`] makes the external-builder image such peers use (`imgforge ccs-builder`) and
+//! [`server`] the chaincode-server image (`imgforge chaincode build --ccaas`).
 
 pub mod build;
 pub mod ccaas;
+pub mod ccs_builder;
 pub mod gopath;
 pub mod inventory;
 pub mod names;
+pub mod server;
 
 pub use inventory::{
     clean, inventory, ChaincodeContainer, ChaincodeImage, CleanFilter, Inventory, Removed,

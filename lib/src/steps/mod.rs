@@ -10,7 +10,8 @@
 //!
 //! The Fabric 2.x/3.x line (`payload-specs/v2/`) adds three kinds: [`gomod`] (`go build
 //! -mod=vendor` of `./cmd/<name>` in the trixie build image, the 2.x metadata flags),
-//! [`ccaas`] (Fabric's ccaas builder, GOPATH mode over Debian's Go packages) and
+//! [`ccaas`] (Fabric's ccaas builder, or a builder module such as fabric-ccs-builder, GOPATH
+//! mode over Debian's Go packages) and
 //! [`tree_file`] (one file of the tree, as `COPY sampleconfig/core.yaml`).
 //!
 //! Each module starts with the Makefile rule it replaces and an inputs → outputs table, and
