@@ -879,18 +879,7 @@ async fn run(
                         .await?;
                     let made = gopath::package(&cx, &builder, &c).await?;
                     if let Some(out) = write_package {
-                        let bytes = imgforge::chaincode::build::encode_package(&made.package);
-                        imgforge::archive::write_atomic(out, |w| {
-                            w.write_all(&bytes)
-                                .map_err(|e| imgforge::archive::ArchiveError::Io {
-                                    path: out.clone(),
-                                    source: e,
-                                })
-                        })
-                        .map_err(|e| Error::Archive {
-                            step: step.clone(),
-                            source: e,
-                        })?;
+                        imgforge::chaincode::build::write_package(&step, out, &made.package)?;
                         reporter.line(&format!("{:>12} {}", "Wrote", out.display()));
                     }
                     made.package

@@ -251,6 +251,24 @@ struct DeploymentSpecOut {
     code_package: Vec<u8>,
 }
 
+/// Write `package` to `out` as [`encode_package`] makes it, atomically (temp file + rename).
+///
+/// Errors: [`Error::Archive`] naming `out` and `step` when the file cannot be written.
+pub fn write_package(step: &str, out: &Path, package: &Package) -> Result<(), Error> {
+    let bytes = encode_package(package);
+    crate::archive::write_atomic(out, |w| {
+        std::io::Write::write_all(w, &bytes).map_err(|e| crate::archive::ArchiveError::Io {
+            path: out.to_path_buf(),
+            source: e,
+        })
+    })
+    .map(|_| ())
+    .map_err(|e| Error::Archive {
+        step: step.to_string(),
+        source: e,
+    })
+}
+
 /// The bytes of the package file `peer chaincode package -n NAME -v VERSION -p PATH FILE`
 /// writes (without `-s`: `peer/chaincode/package.go` `chaincodePackage`, `MarshalOrPanic(cds)`),
 /// for `package`. [`read_package`] reads it back.
