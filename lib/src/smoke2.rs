@@ -11,9 +11,21 @@
 //! | package, install, approve, commit | `peer lifecycle chaincode …` of imgforge's chaincode; at install the peer builds it in ccenv with Fabric's own build script (`go build -mod=vendor`: the module carries its `vendor/`) and an image from baseos |
 //! | invoke, query | `init a 100 b 200` and `move a b 10`, each waiting for the commit; `query a` must return 90 |
 //!
+//! With [`SmokeOptions::ccaas`] (Fabric 2.5+) the chaincode runs as a service: before the
+//! network, a chaincode-server image of the smoke chaincode ([`server_chaincode_source`], the
+//! same vendored module) is built with [`crate::chaincode::server::build`] as
+//! `<run id>-ccserver:latest`; the package is a CCaaS package ([`ccaas_package`]: type `ccaas`
+//! for the peer's built-in `ccaas_builder`, or `external` with
+//! [`SmokeOptions::ccs_builder`], whose `/go/bin/*` the peer gets as the first
+//! `chaincode.externalBuilders` entry of a copy of its own core.yaml, [`add_external_builder`]);
+//! install must report imgforge's package ID and show the builder in the peer's log; after
+//! commit the server container starts on 127.0.0.1 (`CHAINCODE_ID`,
+//! `CHAINCODE_SERVER_ADDRESS`), and its log must show that it answered `init`, `move`, `query`.
+//!
 //! Teardown is [`crate::smoke`]'s: the orderer and peer, the chaincode build container (its
 //! command names the chaincode's module path, which carries the run id), the chaincode container
-//! and image (named after the run's `CORE_PEER_NETWORKID`) and the temporary directory — on
+//! and image (named after the run's `CORE_PEER_NETWORKID`; with `--ccaas`, the server's
+//! container and image, named after the run id) and the temporary directory — on
 //! success, failure and cancellation — unless [`SmokeOptions::keep`] is set.
 
 use crate::config::BuildVars;
