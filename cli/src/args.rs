@@ -288,6 +288,15 @@ pub enum Command {
         /// Leave the network running and say how to reach it.
         #[arg(long)]
         keep: bool,
+        /// Fabric 2.5+: run the chaincode as a service — a chaincode-server image (as `chaincode
+        /// build --ccaas`) and a CCaaS package (as `chaincode package --ccaas`), built through the
+        /// peer's ccaas_builder.
+        #[arg(long)]
+        ccaas: bool,
+        /// With --ccaas: the fabric-ccs-builder image (`imgforge ccs-builder`) whose /go/bin/* the
+        /// peer gets as an external builder (package type `external`) instead of its ccaas_builder.
+        #[arg(long, value_name = "IMAGE", requires = "ccaas")]
+        ccs_builder: Option<String>,
         /// NAME=VALUE assignments.
         #[arg(value_name = "NAME=VALUE")]
         assignments: Vec<String>,

@@ -514,11 +514,17 @@ async fn run(
         Command::Smoke {
             vars,
             keep,
+            ccaas,
+            ccs_builder,
             assignments,
         } => {
             let v = vars_for(vars, assignments, true)?;
             let docker = engine.get().await.map_err(|e| Error::engine("smoke", e))?;
-            let opts = imgforge::smoke::SmokeOptions { keep: *keep };
+            let opts = imgforge::smoke::SmokeOptions {
+                keep: *keep,
+                ccaas: *ccaas,
+                ccs_builder: ccs_builder.clone(),
+            };
             let report = imgforge::smoke::smoke(docker, &v, &opts, reporter, cancel).await?;
             let total: u64 = report.phases.iter().map(|(_, ms)| ms).sum();
             reporter.line(&format!(

@@ -127,3 +127,57 @@ async fn smoke_on_a_2x_tree_names_what_is_missing_before_starting_anything() {
     assert!(imgforge_tests::containers_mounting(&t.root).is_empty());
     assert_eq!(smoke_containers(), before);
 }
+
+/// `smoke --ccaas --ccs-builder IMAGE`: a missing fabric-ccs-builder image is named in the
+/// preflight list with the command that makes it, and nothing starts; `--ccs-builder` alone is a
+/// usage error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_ccaas_names_a_missing_ccs_builder_before_starting_anything() {
+    let Some(_engine) = imgforge_tests::engine_or_skip("cli smoke2 --ccaas preflight").await else {
+        return;
+    };
+    let _serial = imgforge_tests::serial().await;
+    let t = FixtureTree::of_example("fabric2-mini", |_| {});
+    let src = t.root.to_str().unwrap();
+    let before = smoke_containers();
+
+    let o = imgforge(
+        &[
+            "smoke",
+            "--source",
+            src,
+            "--ccs-builder",
+            "imgforgetestsmoke2/fabric-ccs-builder:none",
+            "DOCKER_NS=imgforgetestsmoke2",
+        ],
+        &[],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--ccaas"), "{err}");
+
+    for ns in ["imgforgetestsmoke2", "imgforgef2test"] {
+        let o = imgforge(
+            &[
+                "smoke",
+                "--source",
+                src,
+                "--ccaas",
+                "--ccs-builder",
+                "imgforgetestsmoke2/fabric-ccs-builder:none",
+                &format!("DOCKER_NS={ns}"),
+            ],
+            &[],
+        );
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        for want in [
+            "missing images, nothing was started",
+            "imgforgetestsmoke2/fabric-ccs-builder:none (--ccs-builder; `imgforge ccs-builder --source DIR",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in:\n{err}");
+        }
+    }
+    assert!(imgforge_tests::containers_mounting(&t.root).is_empty());
+    assert_eq!(smoke_containers(), before);
+}

@@ -32,6 +32,12 @@ pub const CHAINCODE: &str = include_str!("../assets/smoke-chaincode/main.go");
 pub struct SmokeOptions {
     /// Leave the network running (and the work dir in place) and report how to reach it.
     pub keep: bool,
+    /// 2.5+ only: run the chaincode as a service ([`crate::smoke2`]): a chaincode-server image
+    /// and a CCaaS package instead of a Go package the peer builds.
+    pub ccaas: bool,
+    /// With [`ccaas`](Self::ccaas): the fabric-ccs-builder image (`imgforge ccs-builder`) whose
+    /// `/go/bin/*` the peer gets as an external builder, instead of its built-in `ccaas_builder`.
+    pub ccs_builder: Option<String>,
 }
 
 /// What a passing run measured.
@@ -213,6 +219,13 @@ pub async fn smoke(
             return crate::smoke2::smoke(engine, vars, src, opts, reporter, cancel).await;
         }
     }
+    if opts.ccaas {
+        return Err(Error::Input {
+            step: "smoke/preflight".into(),
+            message: "--ccaas runs chaincode as a service, which needs a Fabric 2.5+ peer; this is a 1.x tree; nothing was started".into(),
+            hint: "point --source at the Fabric 2.5/3.x tree the images were built from".into(),
+        });
+    }
     let tag = vars.get("TWO_DIGIT_VERSION");
     let image = |n: &str| format!("{}:{tag}", vars.repository(n));
     let (tools, peer, orderer) = (image("tools"), image("peer"), image("orderer"));
@@ -357,6 +370,7 @@ pub(crate) struct Network<'a> {
 
 impl Network<'_> {
     pub(crate) async fn teardown(&mut self, reporter: &dyn Reporter) {
+        let server = self.services.iter().any(|(n, _)| n.ends_with("-ccserver"));
         for (_, id) in self.services.drain(..) {
             let _ = self.engine.remove_container(&id).await;
         }
@@ -364,7 +378,12 @@ impl Network<'_> {
         reporter.event(&Event::Notice {
             step: "smoke/teardown".into(),
             message: format!(
-                "removed the orderer and peer, {c} chaincode build/run container(s) and {i} chaincode image(s) of {}",
+                "removed the {}, {c} chaincode build/run container(s) and {i} chaincode image(s) of {}",
+                if server {
+                    "orderer, peer and chaincode server"
+                } else {
+                    "orderer and peer"
+                },
                 self.run_id
             ),
         });

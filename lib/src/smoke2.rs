@@ -11,9 +11,21 @@
 //! | package, install, approve, commit | `peer lifecycle chaincode …` of imgforge's chaincode; at install the peer builds it in ccenv with Fabric's own build script (`go build -mod=vendor`: the module carries its `vendor/`) and an image from baseos |
 //! | invoke, query | `init a 100 b 200` and `move a b 10`, each waiting for the commit; `query a` must return 90 |
 //!
+//! With [`SmokeOptions::ccaas`] (Fabric 2.5+) the chaincode runs as a service: before the
+//! network, a chaincode-server image of the smoke chaincode ([`server_chaincode_source`], the
+//! same vendored module) is built with [`crate::chaincode::server::build`] as
+//! `<run id>-ccserver:latest`; the package is a CCaaS package ([`ccaas_package`]: type `ccaas`
+//! for the peer's built-in `ccaas_builder`, or `external` with
+//! [`SmokeOptions::ccs_builder`], whose `/go/bin/*` the peer gets as the first
+//! `chaincode.externalBuilders` entry of a copy of its own core.yaml, [`add_external_builder`]);
+//! install must report imgforge's package ID and show the builder in the peer's log; after
+//! commit the server container starts on 127.0.0.1 (`CHAINCODE_ID`,
+//! `CHAINCODE_SERVER_ADDRESS`), and its log must show that it answered `init`, `move`, `query`.
+//!
 //! Teardown is [`crate::smoke`]'s: the orderer and peer, the chaincode build container (its
 //! command names the chaincode's module path, which carries the run id), the chaincode container
-//! and image (named after the run's `CORE_PEER_NETWORKID`) and the temporary directory — on
+//! and image (named after the run's `CORE_PEER_NETWORKID`; with `--ccaas`, the server's
+//! container and image, named after the run id) and the temporary directory — on
 //! success, failure and cancellation — unless [`SmokeOptions::keep`] is set.
 
 use crate::config::BuildVars;
@@ -353,6 +365,132 @@ pub fn package_id(label: &str, package: &[u8]) -> String {
     format!("{label}:{}", hex::encode(Sha256::digest(package)))
 }
 
+/// The `func main` of the smoke chaincode as a service ([`server_chaincode_source`]), with
+/// `{{RESP}}` for the shim's response type.
+pub const SERVER_MAIN_TEMPLATE: &str = include_str!("../assets/smoke2-chaincode/server_main.go.in");
+
+/// The smoke chaincode's source for `shim`, run as a service: [`chaincode_source`] with its
+/// `func main` replaced by one that starts the shim's `ChaincodeServer` at
+/// `CHAINCODE_SERVER_ADDRESS` with `CCID` = `CHAINCODE_ID`, TLS off, and logs on stderr each
+/// call it answers (`smoke chaincode server: answered move (tx …)`).
+pub fn server_chaincode_source(shim: &Shim) -> String {
+    let src = chaincode_source(shim);
+    let head = src
+        .find("func main() {")
+        .map_or(src.as_str(), |i| &src[..i]);
+    format!(
+        "{head}{}",
+        SERVER_MAIN_TEMPLATE.replace("{{RESP}}", shim.response)
+    )
+}
+
+/// The name of fabric-ccs-builder's entry in the peer's `chaincode.externalBuilders`.
+pub const CCS_BUILDER_NAME: &str = "ccs-builder";
+
+/// Where the peer finds fabric-ccs-builder's `bin/{detect,build,release}` (the run's work
+/// directory is mounted at `/w`).
+pub const CCS_BUILDER_PATH: &str = "/w/ccs-builder";
+
+/// `core` (a peer's `core.yaml`) with an external builder `name` at `path` listed first under
+/// `chaincode.externalBuilders`, in the list's own indentation; the rest of the text unchanged.
+/// `externalBuilders: []` (v2.2) becomes a one-entry list. The peer tries the builders in order
+/// and takes the first whose `bin/detect` exits 0 (Fabric v2.5.13
+/// `core/container/externalbuilder`); each needs a `name` and an absolute `path`
+/// (`core/peer/config.go`). No `propagateEnvironment`: fabric-ccs-builder reads no variables
+/// (the peer passes the builders only `LD_LIBRARY_PATH`, `LIBPATH`, `PATH`, `TMPDIR` and those
+/// listed).
+///
+/// Errors: no top-level `chaincode:` or no `externalBuilders` key under it, or a builder of that
+/// name already listed.
+pub fn add_external_builder(core: &str, name: &str, path: &str) -> Result<String, String> {
+    let lines: Vec<&str> = core.split('\n').collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let start = lines
+        .iter()
+        .position(|l| l.trim_end() == "chaincode:")
+        .ok_or("core.yaml has no top-level `chaincode:` section")?;
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| !l.trim().is_empty() && indent(l) == 0 && !l.starts_with('#'))
+        .map_or(lines.len(), |i| start + 1 + i);
+    let key = (start + 1..end)
+        .find(|&i| lines[i].trim_start().starts_with("externalBuilders:"))
+        .ok_or("core.yaml has no `chaincode.externalBuilders`")?;
+    let k = indent(lines[key]);
+    let rest = lines[key].trim_start()["externalBuilders:".len()..].trim();
+    let mut out: Vec<String> = lines[..key].iter().map(|l| l.to_string()).collect();
+    let item = |ind: usize| {
+        [
+            format!("{}- name: {name}", " ".repeat(ind)),
+            format!("{}  path: {path}", " ".repeat(ind)),
+        ]
+    };
+    if rest == "[]" || rest.is_empty() {
+        // the first list item after the key, if the list is a block
+        let first = (key + 1..end).find(|&i| {
+            let t = lines[i].trim_start();
+            !t.is_empty() && !t.starts_with('#')
+        });
+        let first =
+            first.filter(|&i| lines[i].trim_start().starts_with('-') && indent(lines[i]) >= k);
+        if rest == "[]" && first.is_some() {
+            return Err("core.yaml's `externalBuilders: []` is followed by list items".into());
+        }
+        for i in first.into_iter().flat_map(|f| f..end) {
+            let t = lines[i].trim_start();
+            if t.trim_start_matches("- ").trim() == format!("name: {name}") {
+                return Err(format!(
+                    "core.yaml already lists an external builder named {name}"
+                ));
+            }
+        }
+        out.push(format!("{}externalBuilders:", " ".repeat(k)));
+        match first {
+            Some(f) => {
+                out.extend(lines[key + 1..f].iter().map(|l| l.to_string()));
+                out.extend(item(indent(lines[f])));
+                out.extend(lines[f..].iter().map(|l| l.to_string()));
+            }
+            None => {
+                out.extend(item(k + 4));
+                out.extend(lines[key + 1..].iter().map(|l| l.to_string()));
+            }
+        }
+        Ok(out.join("\n"))
+    } else {
+        Err(format!(
+            "core.yaml's `externalBuilders: {rest}` is not a block list imgforge can add to"
+        ))
+    }
+}
+
+/// The CCaaS package of the smoke chaincode for `builder` (`ccaas`: the peer's built-in
+/// `ccaas_builder`; `external`: fabric-ccs-builder), the server at `127.0.0.1:<port>`, no TLS,
+/// made with [`crate::chaincode::ccaas::package`]; and its package ID.
+///
+/// Errors: the package cannot be made (a bug: the inputs are imgforge's own).
+pub fn ccaas_package(
+    builder: crate::chaincode::ccaas::BuilderType,
+    port: u16,
+) -> Result<(Vec<u8>, String), String> {
+    use crate::chaincode::ccaas;
+    let bytes = ccaas::package(&ccaas::PackageSpec {
+        label: LABEL.into(),
+        builder,
+        address: format!("127.0.0.1:{port}"),
+        dial_timeout: "10s".into(),
+        tls_required: false,
+        client_auth_required: false,
+        root_cert: None,
+        client_cert: None,
+        client_key: None,
+        indexes: None,
+    })
+    .map_err(|e| e.to_string())?;
+    let id = ccaas::package_id(LABEL, &bytes);
+    Ok((bytes, id))
+}
+
 const CRYPTO_CONFIG: &str = r#"OrdererOrgs:
   - Name: Orderer
     Domain: example.com
@@ -653,12 +791,19 @@ pub async fn smoke(
             message: format!("{peer}: {m}"),
             hint: "build the peer with imgforge from a Fabric 2.x/3.x tree".into(),
         })?;
-        major = version
+        let mut nums = version
             .trim_start_matches('v')
             .split('.')
-            .next()
-            .and_then(|m| m.parse().ok())
-            .unwrap_or(2);
+            .map(|n| n.parse::<u32>().ok());
+        major = nums.next().flatten().unwrap_or(2);
+        let minor = nums.next().flatten().unwrap_or(0);
+        if opts.ccaas && opts.ccs_builder.is_none() && (major, minor) < (2, 5) {
+            return Err(Error::Input {
+                step: "smoke/preflight".into(),
+                message: format!("{peer} is Fabric {version}: its image has no built-in ccaas_builder (2.5+); nothing was started"),
+                hint: "add --ccs-builder IMAGE (fabric-ccs-builder as an external builder), or use a 2.5+ tree".into(),
+            });
+        }
         for (r, what, cmd) in [
             (&builder, "builder, chaincode.builder", "imgforge ccenv"),
             (
@@ -669,6 +814,31 @@ pub async fn smoke(
         ] {
             if !inspect(r.clone()).await? {
                 missing.push(format!("{r} (the peer's chaincode {what}; {cmd} makes it)"));
+            }
+        }
+    }
+    if opts.ccaas {
+        // the chaincode-server image is built with the 2.x build image, FROM baseos
+        for (r, cmd) in [
+            (vars.base_image("baseimage"), "imgforge baseimage"),
+            (vars.base_image("baseos"), "imgforge baseos"),
+        ] {
+            if !inspect(r.clone()).await? && !missing.iter().any(|m| m.starts_with(&r)) {
+                missing.push(format!(
+                    "{r} (the chaincode-server image's {}; {cmd} --debootstrap trixie makes it)",
+                    if cmd.ends_with("baseos") {
+                        "base"
+                    } else {
+                        "build image"
+                    }
+                ));
+            }
+        }
+        if let Some(r) = &opts.ccs_builder {
+            if !inspect(r.clone()).await? {
+                missing.push(format!(
+                    "{r} (--ccs-builder; `imgforge ccs-builder --source DIR FABRIC_VER=… DOCKER_NS=…` makes it)"
+                ));
             }
         }
     }
@@ -699,6 +869,22 @@ pub async fn smoke(
         orderer: &orderer,
         major,
     };
+    // --ccaas: the chaincode-server image, before the network; removed by teardown (its
+    // name starts with the run id)
+    let ccaas = if opts.ccaas {
+        match server_image(engine, vars, src, &run_id, reporter, cancel).await {
+            Ok(c) => Some(Ccaas {
+                ccs_builder: opts.ccs_builder.clone(),
+                ..c
+            }),
+            Err(e) => {
+                net.teardown(reporter).await;
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
     let mut admin_port = 0;
     // as in the 1.x smoke: on "address already in use" start over with new ports, up to 3 times
     let mut attempt = 0;
@@ -717,14 +903,17 @@ pub async fn smoke(
             })?;
         // the chaincode's module path carries the run id, so the peer's build container (whose
         // command names it) is found by teardown
-        let cc = assemble_chaincode(src, &format!("example.com/{run_id}"), &work.path().join("cc"))
+        if ccaas.is_some() {
+            // no module for the peer to build: the package is connection.json
+        } else {
+            let cc = assemble_chaincode(src, &format!("example.com/{run_id}"), &work.path().join("cc"))
             .map_err(|m| Error::Input {
                 step: "smoke/chaincode".into(),
                 message: format!("cannot make the smoke chaincode's module from {}: {m}; nothing was started", src.display()),
                 hint: "point --source at the Fabric 2.x/3.x checkout the images were built from, with its vendor/ directory (`go mod vendor`)".into(),
             })?;
-        if attempt == 1 {
-            reporter.event(&Event::Notice {
+            if attempt == 1 {
+                reporter.event(&Event::Notice {
                 step: "smoke/chaincode".into(),
                 message: format!(
                     "module example.com/{run_id}: main.go on {} and a vendor/ of {} packages from {} modules of {}/vendor",
@@ -734,16 +923,24 @@ pub async fn smoke(
                     src.display()
                 ),
             });
+            }
         }
         let r = lifecycle(
             &mut net,
             work.path(),
             &images,
+            ccaas.as_ref(),
             &mut admin_port,
             reporter,
             cancel,
         )
-        .await;
+        .await
+        .map(|mut r| {
+            if let Some(c) = &ccaas {
+                r.phases.insert(0, ("server-image".into(), c.build_ms));
+            }
+            r
+        });
         match &r {
             Err(e) if attempt < 3 && e.to_string().contains("address already in use") => {
                 net.teardown(reporter).await;
@@ -776,6 +973,107 @@ pub async fn smoke(
     result
 }
 
+/// The chaincode as a service: the server image built for this run, and how the peer gets it.
+struct Ccaas {
+    /// Holds the server's module while the run lasts.
+    _module: tempfile::TempDir,
+    /// `<run id>-ccserver:latest`.
+    image: String,
+    /// fabric-ccs-builder's image, or the peer's built-in `ccaas_builder`.
+    ccs_builder: Option<String>,
+    /// Wall time of the image build.
+    build_ms: u64,
+}
+
+impl Ccaas {
+    fn builder(&self) -> (crate::chaincode::ccaas::BuilderType, &'static str) {
+        use crate::chaincode::ccaas::BuilderType;
+        match self.ccs_builder {
+            Some(_) => (BuilderType::External, CCS_BUILDER_NAME),
+            None => (BuilderType::Ccaas, "ccaas_builder"),
+        }
+    }
+}
+
+/// The chaincode-server image of the smoke chaincode ([`server_chaincode_source`]) in module
+/// `example.com/<run id>` with the tree's vendored shim ([`assemble_chaincode`]), built by
+/// [`crate::chaincode::server::build`] (`imgforge chaincode build --ccaas`) in
+/// `$(BUILD_DIR)` and tagged `<run id>-ccserver:latest`.
+async fn server_image(
+    engine: &DockerEngine,
+    vars: &BuildVars,
+    src: &Path,
+    run_id: &str,
+    reporter: &dyn Reporter,
+    cancel: &CancellationToken,
+) -> Result<Ccaas, Error> {
+    use crate::chaincode::server;
+    let clock = Instant::now();
+    let dir = tempfile::Builder::new()
+        .prefix("imgforge-smoke-")
+        .tempdir()
+        .map_err(|e| {
+            Error::io(
+                "smoke",
+                "create temporary directory in",
+                std::env::temp_dir(),
+                e,
+            )
+        })?;
+    let module = dir.path().join("smoke2-ccaas");
+    let module_path = format!("example.com/{run_id}");
+    let cc = assemble_chaincode(src, &module_path, &module).map_err(|m| Error::Input {
+        step: "smoke/chaincode".into(),
+        message: format!("cannot make the smoke chaincode's module from {}: {m}; nothing was started", src.display()),
+        hint: "point --source at the Fabric 2.x/3.x checkout the images were built from, with its vendor/ directory (`go mod vendor`)".into(),
+    })?;
+    let main = module.join("main.go");
+    std::fs::write(&main, server_chaincode_source(&cc.shim))
+        .map_err(|e| Error::io("smoke/chaincode", "write", &main, e))?;
+    reporter.event(&Event::Notice {
+        step: "smoke/chaincode".into(),
+        message: format!(
+            "module {module_path}: main.go (a ChaincodeServer) on {} and a vendor/ of {} packages from {} modules of {}/vendor",
+            cc.shim.shim,
+            cc.packages,
+            cc.modules,
+            src.display()
+        ),
+    });
+    let image = format!("{run_id}-ccserver:latest");
+    let options = crate::steps::BuildOptions::default();
+    let cx = crate::steps::Cx {
+        vars,
+        options: &options,
+        engine,
+        reporter,
+        cancel,
+    };
+    let built = server::build(
+        &cx,
+        &server::ServerSpec {
+            module,
+            package: ".".into(),
+            image: image.clone(),
+            port: None,
+            label: Some(LABEL.into()),
+        },
+    )
+    .await?;
+    let build_ms = clock.elapsed().as_millis() as u64;
+    reporter.event(&Event::StepFinished {
+        step: "smoke/server-image".into(),
+        elapsed_ms: build_ms,
+        summary: format!("{} ({})", built.reference, built.id),
+    });
+    Ok(Ccaas {
+        _module: dir,
+        image,
+        ccs_builder: None,
+        build_ms,
+    })
+}
+
 struct Images<'a> {
     tools: &'a str,
     peer: &'a str,
@@ -788,6 +1086,7 @@ async fn lifecycle(
     net: &mut Network<'_>,
     work: &Path,
     img: &Images<'_>,
+    cc: Option<&Ccaas>,
     admin_port: &mut u16,
     reporter: &dyn Reporter,
     cancel: &CancellationToken,
@@ -803,6 +1102,8 @@ async fn lifecycle(
         chaincode: port()?,
         peer_ops: port()?,
     };
+    // --ccaas: where the chaincode server listens (connection.json's address)
+    let server_port = port()?;
     net.ports = (p.orderer, p.peer);
     *admin_port = p.admin;
     let write = |name: &str, text: &str| {
@@ -860,6 +1161,75 @@ async fn lifecycle(
     )
     .await?;
     phase_done("artefacts", &mut phases);
+    let mut peer_extra_env = Vec::new();
+    if let Some(ccs) = cc.and_then(|c| c.ccs_builder.as_deref()) {
+        // fabric-ccs-builder's binaries into the work dir (mounted into the peer), and the
+        // peer's own core.yaml with them listed first under chaincode.externalBuilders
+        net.tools(
+            "builder",
+            ccs,
+            &[
+                "sh",
+                "-c",
+                &format!("mkdir -p {CCS_BUILDER_PATH}/bin && cp /go/bin/* {CCS_BUILDER_PATH}/bin/ && ls {CCS_BUILDER_PATH}/bin"),
+            ],
+            &[],
+            &binds,
+            reporter,
+            cancel,
+        )
+        .await?;
+        net.tools(
+            "builder",
+            img.peer,
+            &[
+                "sh",
+                "-c",
+                "mkdir -p /w/peercfg && cp /etc/hyperledger/fabric/core.yaml /w/peercfg/core.yaml",
+            ],
+            &[],
+            &binds,
+            reporter,
+            cancel,
+        )
+        .await?;
+        let f = work.join("peercfg/core.yaml");
+        let core =
+            std::fs::read_to_string(&f).map_err(|e| Error::io("smoke/builder", "read", &f, e))?;
+        let edited =
+            add_external_builder(&core, CCS_BUILDER_NAME, CCS_BUILDER_PATH).map_err(|m| {
+                Error::Input {
+                    step: "smoke/builder".into(),
+                    message: format!(
+                        "{} (the peer image's /etc/hyperledger/fabric/core.yaml): {m}",
+                        img.peer
+                    ),
+                    hint: "use a peer image built from a Fabric 2.x/3.x tree".into(),
+                }
+            })?;
+        std::fs::write(&f, edited).map_err(|e| Error::io("smoke/builder", "write", &f, e))?;
+        let bins: Vec<String> = ["detect", "build", "release"]
+            .iter()
+            .filter(|b| work.join("ccs-builder/bin").join(b).is_file())
+            .map(|b| b.to_string())
+            .collect();
+        if bins.len() < 2 {
+            return Err(Error::Input {
+                step: "smoke/builder".into(),
+                message: format!("{ccs} has no /go/bin/{{detect,build}} (found {bins:?})"),
+                hint: "build it with `imgforge ccs-builder --source DIR FABRIC_VER=…`".into(),
+            });
+        }
+        reporter.event(&Event::Notice {
+            step: "smoke/builder".into(),
+            message: format!(
+                "{ccs}'s /go/bin/{{{}}} at {CCS_BUILDER_PATH}/bin; the peer's core.yaml (FABRIC_CFG_PATH=/w/peercfg) lists `{CCS_BUILDER_NAME}` at {CCS_BUILDER_PATH} first under chaincode.externalBuilders",
+                bins.join(",")
+            ),
+        });
+        peer_extra_env.push("FABRIC_CFG_PATH=/w/peercfg".to_string());
+        phase_done("builder", &mut phases);
+    }
     let orderer_spec = RunSpec {
         step: "smoke/orderer".into(),
         image: img.orderer.to_string(),
@@ -885,7 +1255,7 @@ async fn lifecycle(
         step: "smoke/peer".into(),
         image: img.peer.to_string(),
         cmd: vec!["peer".into(), "node".into(), "start".into()],
-        env: peer_env(&net.run_id, &p),
+        env: [peer_env(&net.run_id, &p), peer_extra_env].concat(),
         binds: vec![
             w.clone(),
             "/var/run/docker.sock:/host/var/run/docker.sock".into(),
@@ -961,19 +1331,37 @@ async fn lifecycle(
     }
     cli!("channel", "channel", "join", "-b", "/w/mychannel.block");
     phase_done("channel", &mut phases);
-    cli!(
-        "package",
-        "lifecycle",
-        "chaincode",
-        "package",
-        "/w/smokecc.tar.gz",
-        "--path",
-        "/w/cc",
-        "--lang",
-        "golang",
-        "--label",
-        LABEL
-    );
+    if let Some(c) = cc {
+        let (builder, _) = c.builder();
+        let (bytes, id) = ccaas_package(builder, server_port).map_err(|m| Error::Input {
+            step: "smoke/package".into(),
+            message: m,
+            hint: "this is a bug in imgforge: the smoke's CCaaS package is its own".into(),
+        })?;
+        let f = work.join("smokecc.tar.gz");
+        std::fs::write(&f, &bytes).map_err(|e| Error::io("smoke/package", "write", &f, e))?;
+        reporter.event(&Event::Notice {
+            step: "smoke/package".into(),
+            message: format!(
+                "CCaaS package smokecc.tar.gz (type {}, address 127.0.0.1:{server_port}), package ID {id}",
+                builder.as_str()
+            ),
+        });
+    } else {
+        cli!(
+            "package",
+            "lifecycle",
+            "chaincode",
+            "package",
+            "/w/smokecc.tar.gz",
+            "--path",
+            "/w/cc",
+            "--lang",
+            "golang",
+            "--label",
+            LABEL
+        );
+    }
     let pkg_file = work.join("smokecc.tar.gz");
     let pkg =
         std::fs::read(&pkg_file).map_err(|e| Error::io("smoke/package", "read", &pkg_file, e))?;
@@ -986,6 +1374,53 @@ async fn lifecycle(
         "install",
         "/w/smokecc.tar.gz"
     );
+    if let Some(c) = cc {
+        // the peer's own package ID, and which external builder took the package
+        let out = cli!("install", "lifecycle", "chaincode", "queryinstalled");
+        let want = format!("Package ID: {id}, Label: {LABEL}");
+        if !out.iter().any(|l| l.trim() == want) {
+            return Err(Error::Input {
+                step: "smoke/install".into(),
+                message: format!(
+                    "the peer does not list the package imgforge computed ({id}); queryinstalled printed:\n{}",
+                    out.join("\n")
+                ),
+                hint: "the package ID is <label>:<sha256 of the package file>; `imgforge chaincode package --inspect smokecc.tar.gz` (with --keep) shows the package".into(),
+            });
+        }
+        let (_, name) = c.builder();
+        let peer_id = net
+            .services
+            .iter()
+            .find(|(n, _)| n.ends_with("-peer"))
+            .map(|(_, i)| i.clone())
+            .unwrap_or_default();
+        let log = net.engine.logs_text(&peer_id).await;
+        let tag = format!("externalbuilder.{name}");
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(&tag))
+            .map(|l| l.find("::").map_or(l, |i| &l[i..]).trim())
+            .collect();
+        if lines.is_empty() {
+            return Err(Error::Input {
+                step: "smoke/install".into(),
+                message: format!(
+                    "the peer's log has no line of the external builder `{name}` after install{}",
+                    net.logs_errors().await
+                ),
+                hint: "`imgforge smoke --keep` leaves the network up to look at the peer's log"
+                    .into(),
+            });
+        }
+        reporter.event(&Event::Notice {
+            step: "smoke/install".into(),
+            message: format!(
+                "the peer's package ID is imgforge's ({id}); built by `{name}` ({})",
+                lines.join(" ")
+            ),
+        });
+    }
     phase_done("install", &mut phases);
     cli!(
         "approve",
@@ -1025,6 +1460,22 @@ async fn lifecycle(
         "--waitForEvent"
     );
     phase_done("commit", &mut phases);
+    if let Some(c) = cc {
+        let spec = RunSpec {
+            step: "smoke/ccserver".into(),
+            image: c.image.clone(),
+            cmd: vec!["chaincode".into()],
+            env: vec![
+                format!("CHAINCODE_ID={id}"),
+                format!("CHAINCODE_SERVER_ADDRESS=127.0.0.1:{server_port}"),
+            ],
+            network_host: true,
+            ..Default::default()
+        };
+        net.start_service("ccserver", &spec, "listening on", cancel)
+            .await?;
+        phase_done("server", &mut phases);
+    }
     for args in [
         r#"{"Args":["init","a","100","b","200"]}"#,
         r#"{"Args":["move","a","b","10"]}"#,
@@ -1063,6 +1514,37 @@ async fn lifecycle(
         .map(|l| l.trim().to_string())
         .unwrap_or_default();
     phase_done("query", &mut phases);
+    if let (Some(c), "90") = (cc, query.as_str()) {
+        // every call was answered by the chaincode service
+        let server_id = net
+            .services
+            .iter()
+            .find(|(n, _)| n.ends_with("-ccserver"))
+            .map(|(_, i)| i.clone())
+            .unwrap_or_default();
+        let log = net.engine.logs_text(&server_id).await;
+        let answered: Vec<&str> = log
+            .lines()
+            .filter_map(|l| l.split("answered ").nth(1))
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        if answered != ["init", "move", "query"] {
+            return Err(Error::Input {
+                step: "smoke/query".into(),
+                message: format!(
+                    "the chaincode server answered {answered:?}, expected [\"init\", \"move\", \"query\"]; its log:\n{log}"
+                ),
+                hint: "`imgforge smoke --keep` leaves the network up to look at it".into(),
+            });
+        }
+        reporter.event(&Event::Notice {
+            step: "smoke/query".into(),
+            message: format!(
+                "the chaincode server {} answered init, move and query through the peer",
+                c.image
+            ),
+        });
+    }
     if query != "90" {
         return Err(Error::Input {
             step: "smoke/query".into(),
@@ -1298,6 +1780,84 @@ mod tests {
             !pe.iter().any(|e| e.starts_with("CORE_CHAINCODE_")),
             "{pe:?}"
         );
+    }
+
+    const CORE_2513: &str = "chaincode:\n    # To override this property via env variable use CORE_CHAINCODE_EXTERNALBUILDERS: [{name: x, path: dir1}, {name: y, path: dir2}]\n    # The path must be an absolute path.\n    externalBuilders:\n       - name: ccaas_builder\n         path: /opt/hyperledger/ccaas_builder\n         propagateEnvironment:\n           - CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG\n\n\n    installTimeout: 300s\n\n###\nledger:\n  state: {}\n";
+
+    #[test]
+    fn external_builder_goes_first_in_the_lists_indentation() {
+        let e = add_external_builder(CORE_2513, "ccs-builder", "/w/ccs-builder").unwrap();
+        assert_eq!(
+            e,
+            CORE_2513.replace(
+                "    externalBuilders:\n",
+                "    externalBuilders:\n       - name: ccs-builder\n         path: /w/ccs-builder\n"
+            )
+        );
+        // the peer's own entry is untouched, and a second add of the same name is refused
+        assert!(e.contains("       - name: ccaas_builder\n         path: /opt/hyperledger/ccaas_builder\n         propagateEnvironment:\n"));
+        assert!(add_external_builder(&e, "ccs-builder", "/x")
+            .unwrap_err()
+            .contains("already"));
+    }
+
+    #[test]
+    fn external_builder_replaces_an_empty_list_and_needs_the_key() {
+        // v2.2's core.yaml
+        let core = "peer:\n  id: x\nchaincode:\n    builder: y\n    externalBuilders: []\n    installTimeout: 300s\nvm:\n  endpoint: z\n";
+        assert_eq!(
+            add_external_builder(core, "b", "/p").unwrap(),
+            "peer:\n  id: x\nchaincode:\n    builder: y\n    externalBuilders:\n        - name: b\n          path: /p\n    installTimeout: 300s\nvm:\n  endpoint: z\n"
+        );
+        // a key of another section does not count
+        let e = add_external_builder(
+            "chaincode:\n  builder: y\nother:\n  externalBuilders: []\n",
+            "b",
+            "/p",
+        )
+        .unwrap_err();
+        assert!(e.contains("chaincode.externalBuilders"), "{e}");
+        assert!(add_external_builder("vm: {}\n", "b", "/p")
+            .unwrap_err()
+            .contains("chaincode:"));
+    }
+
+    #[test]
+    fn ccaas_package_has_the_builders_type_and_the_loopback_address() {
+        use crate::chaincode::ccaas::{inspect, BuilderType};
+        for (b, t) in [
+            (BuilderType::Ccaas, "ccaas"),
+            (BuilderType::External, "external"),
+        ] {
+            let (bytes, id) = ccaas_package(b, 41234).unwrap();
+            let i = inspect(&bytes, Some(b));
+            assert!(i.problems.is_empty(), "{:?}", i.problems);
+            assert_eq!(i.builder_type.as_deref(), Some(t));
+            assert_eq!(i.label.as_deref(), Some(LABEL));
+            let c = i.connection.unwrap();
+            assert_eq!(c["address"], "127.0.0.1:41234");
+            assert_eq!(c["tls_required"], false);
+            assert_eq!(id, package_id(LABEL, &bytes));
+            assert_eq!(i.package_id.as_deref(), Some(id.as_str()));
+            // the same bytes every time: the package ID is known before the peer says it
+            assert_eq!(ccaas_package(b, 41234).unwrap().0, bytes);
+        }
+    }
+
+    #[test]
+    fn server_source_starts_a_chaincode_server() {
+        for shim in SHIMS {
+            let s = server_chaincode_source(&shim);
+            assert_eq!(s.matches("func main() {").count(), 1, "{s}");
+            assert!(s.contains("shim.ChaincodeServer{"), "{s}");
+            assert!(s.contains("os.Getenv(\"CHAINCODE_ID\")"), "{s}");
+            assert!(s.contains(&format!(
+                ") Invoke(stub shim.ChaincodeStubInterface) {} {{",
+                shim.response
+            )));
+            assert!(!s.contains("shim.Start("), "{s}");
+            assert!(!s.contains("{{"), "{s}");
+        }
     }
 
     #[test]
