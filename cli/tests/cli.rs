@@ -2456,12 +2456,19 @@ fn chaincode_build_forms_and_bad_paths_are_named_without_an_engine() {
     let gps = gp.to_str().unwrap();
     // (arguments, what the error must say)
     let table: &[(&[&str], &str)] = &[
-        (&[], "<--package <FILE>|--path <IMPORT_PATH>>"),
+        (&[], "<--package <FILE>|--path <IMPORT_PATH|DIR>>"),
         (
-            &["--package", "a.cds", "--path", "x", "--name", "n", "--version", "v"],
+            &["--package", "a.cds", "--path", "x"],
+            "--package and --path give the chaincode twice",
+        ),
+        (
+            &["--package", "a.cds", "--name", "n", "--version", "v"],
             "cannot be used with",
         ),
-        (&["--path", "example.com/cc"], "--name <NAME>"),
+        (
+            &["--path", "example.com/cc"],
+            "--path IMPORT_PATH needs --name and --version",
+        ),
         (
             &["--name", "n", "--version", "v", "--path", "../cc", "--gopath", gps],
             "chaincode path \"../cc\" is not a Go import path: it has an empty, `.` or `..` element",

@@ -669,9 +669,17 @@ pub fn resolve_line(
         }
     });
     r.set("TWO_DIGIT_VERSION", |r| {
-        // 2.x Makefile: `echo $(FABRIC_VER) | sed -e 's/^v\(.*\)/\1/' | cut -d '.' -f 1,2`
-        let b = r.get(if v2 { "FABRIC_VER" } else { "BASE_VERSION" });
-        (two_digit_of(b), Origin::Derived)
+        // 2.x Makefile: `echo $(FABRIC_VER) | sed -e 's/^v\(.*\)/\1/' | cut -d '.' -f 1,2`;
+        // release-1.4: `echo $(BASE_VERSION) | cut -d '.' -f 1,2` (no `v` dropped)
+        if v2 {
+            (two_digit_of(r.get("FABRIC_VER")), Origin::Derived)
+        } else {
+            let b = r.get("BASE_VERSION");
+            (
+                b.split('.').take(2).collect::<Vec<_>>().join("."),
+                Origin::Derived,
+            )
+        }
     });
     r.set("ARCH", |_| {
         (go_arch(std::env::consts::ARCH).to_string(), Origin::Default)
@@ -948,6 +956,9 @@ mod tests {
         assert_eq!(v.get("BASE_DOCKER_TAG"), "amd64-0.4.22");
         assert_eq!(v.var("BASE_DOCKER_TAG").unwrap().origin, Origin::Derived);
         assert_eq!(v.get("TWO_DIGIT_VERSION"), "1.4");
+        // release-1.4's `cut -d'.' -f1,2` keeps a leading `v` (only the 2.x Makefile drops it)
+        let vv = resolve(Some(t.path()), &inputs(&[("BASE_VERSION", "v1.4.12")], &[])).unwrap();
+        assert_eq!(vv.get("TWO_DIGIT_VERSION"), "v1.4");
         assert_eq!(v.get("BUILD_DIR"), ".build");
         assert_eq!(v.get("DOCKER_DYNAMIC_LINK"), "true");
         assert_eq!(v.repository("peer"), "hyperledger/fabric-peer");
