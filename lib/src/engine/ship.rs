@@ -175,9 +175,8 @@ pub fn extract_output(input: impl Read, dest: &Path) -> io::Result<Copied> {
     archive.set_overwrite(true);
     std::fs::create_dir_all(dest)?;
     let mut copied = Copied::default();
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        let path = entry.path()?.into_owned();
+    // `basename(P)/a/b` -> `a/b`, refusing anything that would leave `dest`
+    let inside = |path: &Path| -> io::Result<PathBuf> {
         let mut parts = path.components();
         parts.next(); // basename(P)
         let rest: PathBuf = parts.collect();
@@ -190,6 +189,12 @@ pub fn extract_output(input: impl Read, dest: &Path) -> io::Result<Copied> {
                 path.display()
             )));
         }
+        Ok(rest)
+    };
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.into_owned();
+        let rest = inside(&path)?;
         let target = dest.join(&rest);
         if rest.as_os_str().is_empty() {
             continue; // the directory itself
@@ -197,7 +202,15 @@ pub fn extract_output(input: impl Read, dest: &Path) -> io::Result<Copied> {
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        if entry.header().entry_type().is_file() {
+        if entry.header().entry_type().is_hard_link() {
+            // names a member of the same archive, also as `basename(P)/…`: link inside `dest`
+            let link = entry.link_name()?.ok_or_else(|| {
+                io::Error::other(format!("hard link {} names no target", path.display()))
+            })?;
+            let source = dest.join(inside(&link)?);
+            let _ = std::fs::remove_file(&target);
+            std::fs::hard_link(&source, &target)?;
+        } else if entry.header().entry_type().is_file() {
             // replace, never write through an existing link or into a running binary
             let tmp = target.with_file_name(format!(
                 ".{}.imgforge-tmp",
@@ -334,6 +347,40 @@ mod tests {
             "mine"
         );
         assert!(!out.path().join(".git").exists() && !out.path().join("build").exists());
+    }
+
+    /// A hard link in an output names another member as `basename(P)/…`: it is linked inside
+    /// the output directory, never resolved against the process's working directory.
+    #[test]
+    fn hard_links_in_an_output_stay_inside_it() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o755);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, "bin/peer", &b"elf"[..]).unwrap();
+        let mut l = tar::Header::new_gnu();
+        l.set_size(0);
+        l.set_entry_type(tar::EntryType::Link);
+        b.append_link(&mut l, "bin/peer-link", "bin/peer").unwrap();
+        let mut esc = tar::Header::new_gnu();
+        esc.set_size(0);
+        esc.set_entry_type(tar::EntryType::Link);
+        b.append_link(&mut esc, "bin/evil", "bin/../../etc/passwd")
+            .unwrap();
+        let bytes = b.into_inner().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let dest = out.path().join("bin");
+        let e = extract_output(&bytes[..], &dest).unwrap_err();
+        assert!(e.to_string().contains("leaves the output directory"), "{e}");
+        // the two good members were written before the bad one was met
+        assert_eq!(std::fs::read(dest.join("peer-link")).unwrap(), b"elf");
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            std::fs::metadata(dest.join("peer")).unwrap().ino(),
+            std::fs::metadata(dest.join("peer-link")).unwrap().ino()
+        );
+        assert!(!dest.join("evil").exists());
     }
 
     #[test]
