@@ -199,6 +199,23 @@ pub fn extract_output(input: impl Read, dest: &Path) -> io::Result<Copied> {
         if rest.as_os_str().is_empty() {
             continue; // the directory itself
         }
+        // never through a link an earlier member made (`x -> /etc`, then `x/passwd`): what the
+        // container wrote must land below `dest`
+        let no_link_above = |rel: &Path| -> io::Result<()> {
+            let mut below = dest.to_path_buf();
+            for c in rel.parent().into_iter().flat_map(|p| p.components()) {
+                below.push(c);
+                if std::fs::symlink_metadata(&below).is_ok_and(|m| m.file_type().is_symlink()) {
+                    return Err(io::Error::other(format!(
+                        "the engine's archive writes {} through the symbolic link {}",
+                        path.display(),
+                        below.display()
+                    )));
+                }
+            }
+            Ok(())
+        };
+        no_link_above(&rest)?;
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)?;
         }
@@ -207,7 +224,9 @@ pub fn extract_output(input: impl Read, dest: &Path) -> io::Result<Copied> {
             let link = entry.link_name()?.ok_or_else(|| {
                 io::Error::other(format!("hard link {} names no target", path.display()))
             })?;
-            let source = dest.join(inside(&link)?);
+            let source_rel = inside(&link)?;
+            no_link_above(&source_rel)?;
+            let source = dest.join(source_rel);
             let _ = std::fs::remove_file(&target);
             std::fs::hard_link(&source, &target)?;
         } else if entry.header().entry_type().is_file() {
@@ -381,6 +400,27 @@ mod tests {
             std::fs::metadata(dest.join("peer-link")).unwrap().ino()
         );
         assert!(!dest.join("evil").exists());
+    }
+
+    /// A member written through a symbolic link an earlier member made would land outside.
+    #[test]
+    fn an_output_cannot_write_through_a_link_it_made() {
+        let out = tempfile::tempdir().unwrap();
+        let elsewhere = out.path().join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut l = tar::Header::new_gnu();
+        l.set_size(0);
+        l.set_entry_type(tar::EntryType::Symlink);
+        b.append_link(&mut l, "bin/x", &elsewhere).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, "bin/x/planted", &b"!"[..]).unwrap();
+        let bytes = b.into_inner().unwrap();
+        let e = extract_output(&bytes[..], &out.path().join("bin")).unwrap_err();
+        assert!(e.to_string().contains("through the symbolic link"), "{e}");
+        assert!(!elsewhere.join("planted").exists());
     }
 
     #[test]
