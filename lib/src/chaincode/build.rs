@@ -465,30 +465,16 @@ pub async fn build<E: Engine>(
             .and_then(|_| b.finish())
             .map_err(|e| Error::io(&step, "write", &tarfile, e))?;
     }
-    let dockerfile_path = context.join("Dockerfile");
-    std::fs::write(&dockerfile_path, &text)
-        .map_err(|e| Error::io(&step, "write", &dockerfile_path, e))?;
-    let recipe = crate::assemble::Recipe::read(&text).map_err(|e| Error::Input {
-        step: step.clone(),
-        message: e,
-        hint: "this is a bug in imgforge: the chaincode Dockerfile is its own".into(),
-    })?;
-    let labels = BTreeMap::from([
-        (LABEL_MANAGED.to_string(), "true".to_string()),
-        (LABEL_STEP.to_string(), step.clone()),
-        (LABEL_FINGERPRINT.to_string(), key),
-    ]);
-    let id =
-        match crate::steps::image::assemble_image(cx, &step, &recipe, &context, &labels).await? {
-            Ok(id) => id,
-            Err(reason) => {
-                return Err(Error::Input {
-                    step,
-                    message: format!("the chaincode image cannot be assembled: {reason}"),
-                    hint: "check the runtime image (chaincode.golang.runtime)".into(),
-                })
-            }
-        };
+    let id = assemble_context(
+        cx,
+        &step,
+        &context,
+        &text,
+        key,
+        "chaincode",
+        "check the runtime image (chaincode.golang.runtime)".into(),
+    )
+    .await?;
     t.finish(id.clone());
     tag_all(cx, &step, &names, id, false).await
 }
@@ -503,21 +489,68 @@ async fn tag_all<E: Engine>(
 ) -> Result<BuiltChaincode, Error> {
     let mut references = Vec::new();
     for n in names {
-        cx.engine
-            .tag(&id, n, "latest")
-            .await
-            .map_err(|e| Error::engine(step, e))?;
-        cx.reporter.event(&crate::event::Event::Tagged {
-            reference: format!("{n}:latest"),
-            id: id.clone(),
-        });
-        references.push(format!("{n}:latest"));
+        references.push(tag_reference(cx, step, &id, n, "latest").await?);
     }
     Ok(BuiltChaincode {
         id,
         references,
         reused,
     })
+}
+
+/// Tag image `id` as `repo:tag` and report it; returns the reference.
+pub(crate) async fn tag_reference<E: Engine>(
+    cx: &Cx<'_, E>,
+    step: &str,
+    id: &str,
+    repo: &str,
+    tag: &str,
+) -> Result<String, Error> {
+    cx.engine
+        .tag(id, repo, tag)
+        .await
+        .map_err(|e| Error::engine(step, e))?;
+    let reference = format!("{repo}:{tag}");
+    cx.reporter.event(&crate::event::Event::Tagged {
+        reference: reference.clone(),
+        id: id.to_string(),
+    });
+    Ok(reference)
+}
+
+/// Write `dockerfile` (imgforge's own) into `context` and assemble the image of that build
+/// context ([`crate::steps::image::assemble_image`]), labelled as imgforge's with the
+/// fingerprint `key`. `what` names the image in errors, `hint` says what to check when its
+/// base cannot be assembled on. Returns the image ID.
+pub(crate) async fn assemble_context<E: Engine>(
+    cx: &Cx<'_, E>,
+    step: &str,
+    context: &Path,
+    dockerfile: &str,
+    key: String,
+    what: &str,
+    hint: String,
+) -> Result<String, Error> {
+    let path = context.join("Dockerfile");
+    std::fs::write(&path, dockerfile).map_err(|e| Error::io(step, "write", &path, e))?;
+    let recipe = crate::assemble::Recipe::read(dockerfile).map_err(|e| Error::Input {
+        step: step.to_string(),
+        message: e,
+        hint: format!("this is a bug in imgforge: the {what} Dockerfile is its own"),
+    })?;
+    let labels = BTreeMap::from([
+        (LABEL_MANAGED.to_string(), "true".to_string()),
+        (LABEL_STEP.to_string(), step.to_string()),
+        (LABEL_FINGERPRINT.to_string(), key),
+    ]);
+    match crate::steps::image::assemble_image(cx, step, &recipe, context, &labels).await? {
+        Ok(id) => Ok(id),
+        Err(reason) => Err(Error::Input {
+            step: step.to_string(),
+            message: format!("the {what} image cannot be assembled: {reason}"),
+            hint,
+        }),
+    }
 }
 
 #[cfg(test)]

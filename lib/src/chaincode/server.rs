@@ -30,10 +30,9 @@
 //! the same ID for the same module, build image, baseos and options; a second run finds it by
 //! its fingerprint label and only tags.
 
-use crate::engine::{Engine, RunSpec, LABEL_FINGERPRINT, LABEL_MANAGED, LABEL_STEP};
+use crate::engine::{Engine, RunSpec, LABEL_FINGERPRINT};
 use crate::error::Error;
 use crate::steps::Cx;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Where the module is mounted in the build container (read-only).
@@ -453,29 +452,16 @@ pub async fn build<E: Engine>(cx: &Cx<'_, E>, spec: &ServerSpec) -> Result<Built
         std::fs::set_permissions(&placed, std::fs::Permissions::from_mode(0o755))
             .map_err(|e| Error::io(&step, "chmod", &placed, e))?;
     }
-    let df = context.join("Dockerfile");
-    std::fs::write(&df, &text).map_err(|e| Error::io(&step, "write", &df, e))?;
-    let recipe = crate::assemble::Recipe::read(&text).map_err(|e| Error::Input {
-        step: step.clone(),
-        message: e,
-        hint: "this is a bug in imgforge: the chaincode-server Dockerfile is its own".into(),
-    })?;
-    let labels = BTreeMap::from([
-        (LABEL_MANAGED.to_string(), "true".to_string()),
-        (LABEL_STEP.to_string(), step.clone()),
-        (LABEL_FINGERPRINT.to_string(), key),
-    ]);
-    let id =
-        match crate::steps::image::assemble_image(cx, &step, &recipe, &context, &labels).await? {
-            Ok(id) => id,
-            Err(reason) => {
-                return Err(Error::Input {
-                    step,
-                    message: format!("the chaincode-server image cannot be assembled: {reason}"),
-                    hint: format!("check the baseos image {baseos}"),
-                })
-            }
-        };
+    let id = super::build::assemble_context(
+        cx,
+        &step,
+        &context,
+        &text,
+        key,
+        "chaincode-server",
+        format!("check the baseos image {baseos}"),
+    )
+    .await?;
     t.finish(id.clone());
     tag_it(cx, &step, &repo, &tag, id, false).await
 }
@@ -488,15 +474,7 @@ async fn tag_it<E: Engine>(
     id: String,
     reused: bool,
 ) -> Result<BuiltServer, Error> {
-    cx.engine
-        .tag(&id, repo, tag)
-        .await
-        .map_err(|e| Error::engine(step, e))?;
-    let reference = format!("{repo}:{tag}");
-    cx.reporter.event(&crate::event::Event::Tagged {
-        reference: reference.clone(),
-        id: id.clone(),
-    });
+    let reference = super::build::tag_reference(cx, step, &id, repo, tag).await?;
     Ok(BuiltServer {
         id,
         reference,
