@@ -190,6 +190,21 @@ pub(crate) fn error_lines(log: &str) -> String {
     lines[lines.len().saturating_sub(4)..].join("\n")
 }
 
+/// A fresh work directory of one smoke run (`$TMPDIR/imgforge-smoke-…`), removed when dropped.
+pub(crate) fn work_dir() -> Result<tempfile::TempDir, Error> {
+    tempfile::Builder::new()
+        .prefix("imgforge-smoke-")
+        .tempdir()
+        .map_err(|e| {
+            Error::io(
+                "smoke",
+                "create temporary directory in",
+                std::env::temp_dir(),
+                e,
+            )
+        })
+}
+
 /// Run the network check with the images of `vars` (`DOCKER_NS`, `TWO_DIGIT_VERSION`).
 ///
 /// Errors: [`Error::Input`] listing every missing image with the imgforge command that makes
@@ -311,17 +326,7 @@ pub async fn smoke(
     let mut attempt = 0;
     let (work, result) = loop {
         attempt += 1;
-        let work = tempfile::Builder::new()
-            .prefix("imgforge-smoke-")
-            .tempdir()
-            .map_err(|e| {
-                Error::io(
-                    "smoke",
-                    "create temporary directory in",
-                    std::env::temp_dir(),
-                    e,
-                )
-            })?;
+        let work = work_dir()?;
         let r = net
             .lifecycle(work.path(), &tools, &peer, &orderer, reporter, cancel)
             .await;

@@ -890,28 +890,17 @@ pub async fn smoke(
     let mut attempt = 0;
     let (work, result) = loop {
         attempt += 1;
-        let work = tempfile::Builder::new()
-            .prefix("imgforge-smoke-")
-            .tempdir()
-            .map_err(|e| {
-                Error::io(
-                    "smoke",
-                    "create temporary directory in",
-                    std::env::temp_dir(),
-                    e,
-                )
-            })?;
+        let work = crate::smoke::work_dir()?;
         // the chaincode's module path carries the run id, so the peer's build container (whose
         // command names it) is found by teardown
-        if ccaas.is_some() {
-            // no module for the peer to build: the package is connection.json
-        } else {
-            let cc = assemble_chaincode(src, &format!("example.com/{run_id}"), &work.path().join("cc"))
-            .map_err(|m| Error::Input {
-                step: "smoke/chaincode".into(),
-                message: format!("cannot make the smoke chaincode's module from {}: {m}; nothing was started", src.display()),
-                hint: "point --source at the Fabric 2.x/3.x checkout the images were built from, with its vendor/ directory (`go mod vendor`)".into(),
-            })?;
+        // with --ccaas there is no module for the peer to build: the package is connection.json
+        if ccaas.is_none() {
+            let cc = assemble_chaincode(
+                src,
+                &format!("example.com/{run_id}"),
+                &work.path().join("cc"),
+            )
+            .map_err(|m| module_error(src, m))?;
             if attempt == 1 {
                 reporter.event(&Event::Notice {
                 step: "smoke/chaincode".into(),
@@ -1009,24 +998,10 @@ async fn server_image(
 ) -> Result<Ccaas, Error> {
     use crate::chaincode::server;
     let clock = Instant::now();
-    let dir = tempfile::Builder::new()
-        .prefix("imgforge-smoke-")
-        .tempdir()
-        .map_err(|e| {
-            Error::io(
-                "smoke",
-                "create temporary directory in",
-                std::env::temp_dir(),
-                e,
-            )
-        })?;
+    let dir = crate::smoke::work_dir()?;
     let module = dir.path().join("smoke2-ccaas");
     let module_path = format!("example.com/{run_id}");
-    let cc = assemble_chaincode(src, &module_path, &module).map_err(|m| Error::Input {
-        step: "smoke/chaincode".into(),
-        message: format!("cannot make the smoke chaincode's module from {}: {m}; nothing was started", src.display()),
-        hint: "point --source at the Fabric 2.x/3.x checkout the images were built from, with its vendor/ directory (`go mod vendor`)".into(),
-    })?;
+    let cc = assemble_chaincode(src, &module_path, &module).map_err(|m| module_error(src, m))?;
     let main = module.join("main.go");
     std::fs::write(&main, server_chaincode_source(&cc.shim))
         .map_err(|e| Error::io("smoke/chaincode", "write", &main, e))?;
@@ -1560,6 +1535,18 @@ async fn lifecycle(
         query,
         kept: None,
     })
+}
+
+/// The smoke chaincode's module could not be made from the tree at `src`.
+fn module_error(src: &Path, m: String) -> Error {
+    Error::Input {
+        step: "smoke/chaincode".into(),
+        message: format!(
+            "cannot make the smoke chaincode's module from {}: {m}; nothing was started",
+            src.display()
+        ),
+        hint: "point --source at the Fabric 2.x/3.x checkout the images were built from, with its vendor/ directory (`go mod vendor`)".into(),
+    }
 }
 
 #[cfg(test)]
