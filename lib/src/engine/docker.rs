@@ -298,6 +298,22 @@ where
     (data.chain(end), handle, sent)
 }
 
+/// What a [`stream_from_writer`] producer ended with, as an engine error about `what`: its
+/// own I/O error, or its panic (the stream may then be truncated at a chunk boundary).
+fn producer_result(
+    what: String,
+    produced: Result<io::Result<()>, tokio::task::JoinError>,
+) -> Result<(), EngineError> {
+    match produced {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(source)) => Err(EngineError::Stream { what, source }),
+        Err(e) => Err(EngineError::Stream {
+            what,
+            source: io::Error::other(e.to_string()),
+        }),
+    }
+}
+
 /// The create request of a container for `spec` with `labels` (`attach`: its output is read).
 /// Unix seconds as RFC 3339 (UTC, whole seconds), as image configs write times.
 pub fn rfc3339(secs: i64) -> String {
@@ -733,10 +749,7 @@ impl DockerEngine {
                 .docker
                 .upload_to_container(id, Some(opts), bollard::body_try_stream(body))
                 .await;
-            let produced = producer.await;
-            if let Ok(Err(e)) = produced {
-                return Err(EngineError::Stream { what, source: e });
-            }
+            producer_result(what.clone(), producer.await)?;
             sent.map_err(|e| api(format!("copy {what}"), e))?;
             let copied = *counts.lock().unwrap();
             reporter.event(&Event::Notice {
@@ -1055,21 +1068,10 @@ impl DockerEngine {
                 log_tail: lines.tail(),
             });
         }
-        match produced {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return Err(EngineError::Stream {
-                    what: format!("build context {}", spec.context_dir.display()),
-                    source: e,
-                })
-            }
-            Err(e) => {
-                return Err(EngineError::Stream {
-                    what: "build context".into(),
-                    source: io::Error::other(e.to_string()),
-                })
-            }
-        }
+        producer_result(
+            format!("build context {}", spec.context_dir.display()),
+            produced,
+        )?;
         // Success must be proven: the reference must exist and match the reported ID.
         let info =
             self.inspect_image(&spec.reference)
@@ -1255,22 +1257,7 @@ impl Engine for DockerEngine {
         if let Some(e) = failure {
             return Err(api(format!("import {reference}"), e));
         }
-        match produced {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return Err(EngineError::Stream {
-                    what: format!("root filesystem layer for {reference}"),
-                    source: e,
-                })
-            }
-            // The writer thread panicked: the layer may be truncated at a chunk boundary.
-            Err(e) => {
-                return Err(EngineError::Stream {
-                    what: format!("root filesystem layer for {reference}"),
-                    source: io::Error::other(e.to_string()),
-                })
-            }
-        }
+        producer_result(format!("root filesystem layer for {reference}"), produced)?;
         reporter.event(&Event::Notice {
             step: spec.step.clone(),
             message: format!(
@@ -1530,21 +1517,7 @@ impl Engine for DockerEngine {
                 message,
             });
         }
-        match produced {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return Err(EngineError::Stream {
-                    what: format!("image archive of {step}"),
-                    source: e,
-                })
-            }
-            Err(e) => {
-                return Err(EngineError::Stream {
-                    what: format!("image archive of {step}"),
-                    source: io::Error::other(e.to_string()),
-                })
-            }
-        }
+        producer_result(format!("image archive of {step}"), produced)?;
         if loaded.is_empty() {
             return Err(EngineError::Api {
                 op: "load an image archive (POST /images/load)".into(),
