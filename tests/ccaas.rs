@@ -12,11 +12,8 @@
 
 use imgforge::chaincode::ccaas::{self, BuilderType, PackageSpec};
 use imgforge::chaincode::{ccs_builder, server};
-use imgforge::config::{BuildVars, VarInputs};
-use imgforge::engine::docker::DockerEngine;
+use imgforge::config::VarInputs;
 use imgforge::event::Recorder;
-use imgforge::factory::{build_base, BaseOptions, RootfsInput};
-use imgforge::spec::Catalog;
 use imgforge::steps::{BuildOptions, Cx};
 use imgforge_tests::*;
 use std::collections::BTreeMap;
@@ -41,39 +38,6 @@ fn inputs(build_dir: &Path, extra: &[(&str, &str)]) -> VarInputs {
         flags,
         env: BTreeMap::new(),
     }
-}
-
-static BASES: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-
-/// `imgforgef2test/fabric-{baseimage,baseos}:2.5` from `debootstrap trixie`, made once (as
-/// tests/fabric2.rs makes them; a second run imports nothing).
-async fn ensure_v2_bases(engine: &DockerEngine, vars: &BuildVars) {
-    BASES
-        .get_or_init(|| async {
-            let catalog = Catalog::builtin_v2();
-            for name in ["baseimage", "baseos"] {
-                let spec = catalog.base(name).unwrap();
-                let opts = BaseOptions {
-                    rootfs: RootfsInput::Debootstrap {
-                        suite: "trixie".into(),
-                        mirror: std::env::var("IMGFORGE_TEST_MIRROR").ok(),
-                    },
-                    work_dir: cache_dir(),
-                    mtime: 0,
-                };
-                build_base(
-                    engine,
-                    vars,
-                    &spec,
-                    &opts,
-                    &Recorder::default(),
-                    &CancellationToken::new(),
-                )
-                .await
-                .unwrap_or_else(|e| panic!("building the 2.x {name} with the factory failed: {e}"));
-            }
-        })
-        .await;
 }
 
 fn docker(args: &[&str]) -> std::process::Output {
@@ -172,7 +136,7 @@ async fn ccs_builder_image_runs_as_the_peer_calls_it() {
     let i = inputs(&work.path().join("b1"), &[("FABRIC_VER", "2.5.7")]);
     let (module, vars) = ccs_builder::resolve_vars(&tree.root, &i).unwrap();
     assert_eq!(module.import_path, "example.com/imgforge/ccs-builder-mini");
-    ensure_v2_bases(&engine, &vars).await;
+    ensure_v2_base_images(&engine, &vars).await;
     let opts = BuildOptions {
         source_date_epoch: Some(0),
         ..Default::default()
@@ -279,7 +243,7 @@ async fn chaincode_server_image_listens_on_chaincode_server_address() {
         &inputs(&work.path().join("b"), &[("FABRIC_VER", "2.5.7")]),
     )
     .unwrap();
-    ensure_v2_bases(&engine, &vars).await;
+    ensure_v2_base_images(&engine, &vars).await;
     let pkg = package(
         work.path(),
         "mini.tgz",

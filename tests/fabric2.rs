@@ -8,7 +8,6 @@ use imgforge::config::{fabric_line, resolve, BuildVars, FabricLine, VarInputs};
 use imgforge::engine::docker::DockerEngine;
 use imgforge::engine::Engine;
 use imgforge::event::{Event, Recorder};
-use imgforge::factory::{build_base, BaseOptions, RootfsInput};
 use imgforge::spec::Catalog;
 use imgforge::steps::{BuildOptions, Cx};
 use imgforge::{pipeline, Error};
@@ -34,38 +33,6 @@ fn v2_vars(root: &Path, extra: &[(&str, &str)]) -> BuildVars {
         },
     )
     .unwrap()
-}
-
-static BASES: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-
-/// `imgforgef2test/fabric-{baseimage,baseos}:2.5` from `debootstrap trixie`, made once.
-async fn ensure_v2_bases(engine: &DockerEngine, vars: &BuildVars) {
-    BASES
-        .get_or_init(|| async {
-            let catalog = Catalog::builtin_v2();
-            for name in ["baseimage", "baseos"] {
-                let spec = catalog.base(name).unwrap();
-                let opts = BaseOptions {
-                    rootfs: RootfsInput::Debootstrap {
-                        suite: "trixie".into(),
-                        mirror: std::env::var("IMGFORGE_TEST_MIRROR").ok(),
-                    },
-                    work_dir: cache_dir(),
-                    mtime: 0,
-                };
-                build_base(
-                    engine,
-                    vars,
-                    &spec,
-                    &opts,
-                    &Recorder::default(),
-                    &CancellationToken::new(),
-                )
-                .await
-                .unwrap_or_else(|e| panic!("building the 2.x {name} with the factory failed: {e}"));
-            }
-        })
-        .await;
 }
 
 fn docker(args: &[&str]) -> String {
@@ -114,7 +81,7 @@ async fn fabric2_tree_gives_fabrics_runtime_images() {
     ] {
         assert_eq!(vars.get(n), want, "{n}");
     }
-    ensure_v2_bases(&engine, &vars).await;
+    ensure_v2_base_images(&engine, &vars).await;
     let catalog = Catalog::builtin_v2();
     assert_eq!(catalog.image_names(), ["peer", "orderer", "ccenv", "tools"]);
 
@@ -274,7 +241,7 @@ async fn a_go_line_newer_than_the_build_image_fails_before_anything_runs() {
         std::fs::write(root.join("go.mod"), gomod.replace("go 1.22.0", "go 1.26.4")).unwrap();
     });
     let vars = v2_vars(&tree.root, &[]);
-    ensure_v2_bases(&engine, &vars).await;
+    ensure_v2_base_images(&engine, &vars).await;
     let have = engine
         .inspect_image(&vars.base_image("baseimage"))
         .await

@@ -181,31 +181,64 @@ pub fn cache_dir() -> PathBuf {
 }
 
 static BASES: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+static V2_BASES: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
 /// Make sure `imgforgetest/fabric-baseos` and `imgforgetest/fabric-baseimage` exist, building
 /// them with imgforge's factory from `debootstrap bookworm` (cached by content key: a second
-/// run imports nothing). Returns the events of the factory run.
+/// run imports nothing).
 pub async fn ensure_base_images(engine: &DockerEngine) {
     BASES
         .get_or_init(|| async {
             let vars = resolve(None, &test_inputs(&[])).unwrap();
-            for name in ["baseos", "baseimage"] {
-                let spec = imgforge::spec::base_spec(name).unwrap();
-                let opts = BaseOptions {
-                    rootfs: RootfsInput::Debootstrap {
-                        suite: "bookworm".into(),
-                        mirror: std::env::var("IMGFORGE_TEST_MIRROR").ok(),
-                    },
-                    work_dir: cache_dir(),
-                    mtime: 0,
-                };
-                let rec = Recorder::default();
-                build_base(engine, &vars, &spec, &opts, &rec, &CancellationToken::new())
-                    .await
-                    .unwrap_or_else(|e| panic!("building {name} with the factory failed: {e}"));
-            }
+            build_bases(
+                engine,
+                &vars,
+                &imgforge::spec::Catalog::builtin(),
+                "bookworm",
+            )
+            .await;
         })
         .await;
+}
+
+/// The 2.x line's `fabric-{baseimage,baseos}` of `vars` (`$DOCKER_NS/…:$TWO_DIGIT_VERSION`)
+/// from `debootstrap trixie`, made once per test process (and cached by content key).
+pub async fn ensure_v2_base_images(engine: &DockerEngine, vars: &BuildVars) {
+    V2_BASES
+        .get_or_init(|| async {
+            build_bases(
+                engine,
+                vars,
+                &imgforge::spec::Catalog::builtin_v2(),
+                "trixie",
+            )
+            .await;
+        })
+        .await;
+}
+
+/// The factory's `baseimage` and `baseos` of `catalog` from `debootstrap SUITE`.
+async fn build_bases(
+    engine: &DockerEngine,
+    vars: &BuildVars,
+    catalog: &imgforge::spec::Catalog,
+    suite: &str,
+) {
+    for name in ["baseimage", "baseos"] {
+        let spec = catalog.base(name).unwrap();
+        let opts = BaseOptions {
+            rootfs: RootfsInput::Debootstrap {
+                suite: suite.into(),
+                mirror: std::env::var("IMGFORGE_TEST_MIRROR").ok(),
+            },
+            work_dir: cache_dir(),
+            mtime: 0,
+        };
+        let rec = Recorder::default();
+        build_base(engine, vars, &spec, &opts, &rec, &CancellationToken::new())
+            .await
+            .unwrap_or_else(|e| panic!("building {name} ({suite}) with the factory failed: {e}"));
+    }
 }
 
 /// `docker run --rm --pull never IMAGE ARGS…`, returning stdout (panics on failure).
