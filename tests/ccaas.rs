@@ -101,22 +101,7 @@ fn peer_calls(image: &str, package: &Path) -> (String, String) {
 
 fn package(dir: &Path, name: &str, builder: BuilderType, address: &str) -> std::path::PathBuf {
     let out = dir.join(name);
-    ccaas::write(
-        &PackageSpec {
-            label: "mycc_1.0".into(),
-            builder,
-            address: address.into(),
-            dial_timeout: "10s".into(),
-            tls_required: false,
-            client_auth_required: false,
-            root_cert: None,
-            client_cert: None,
-            client_key: None,
-            indexes: None,
-        },
-        &out,
-    )
-    .unwrap();
+    ccaas::write(&PackageSpec::plain("mycc_1.0", builder, address), &out).unwrap();
     out
 }
 

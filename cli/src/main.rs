@@ -274,18 +274,7 @@ async fn ccaas_server(
                 }
             };
             let out = a.write_package.clone().unwrap_or_default();
-            let spec = PackageSpec {
-                label: label.clone(),
-                builder,
-                address: a.address.clone().unwrap_or_default(),
-                dial_timeout: "10s".into(),
-                tls_required: false,
-                client_auth_required: false,
-                root_cert: None,
-                client_cert: None,
-                client_key: None,
-                indexes: None,
-            };
+            let spec = PackageSpec::plain(label, builder, a.address.as_deref().unwrap_or_default());
             let id = ccaas::write(&spec, &out).map_err(|e| match e {
                 ccaas::PackageError::Io { path, source } => Error::io(STEP, "write", path, source),
                 e => bad(e.to_string(), "see `imgforge chaincode package --help`"),

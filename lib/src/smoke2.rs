@@ -474,18 +474,11 @@ pub fn ccaas_package(
     port: u16,
 ) -> Result<(Vec<u8>, String), String> {
     use crate::chaincode::ccaas;
-    let bytes = ccaas::package(&ccaas::PackageSpec {
-        label: LABEL.into(),
+    let bytes = ccaas::package(&ccaas::PackageSpec::plain(
+        LABEL,
         builder,
-        address: format!("127.0.0.1:{port}"),
-        dial_timeout: "10s".into(),
-        tls_required: false,
-        client_auth_required: false,
-        root_cert: None,
-        client_cert: None,
-        client_key: None,
-        indexes: None,
-    })
+        &format!("127.0.0.1:{port}"),
+    ))
     .map_err(|e| e.to_string())?;
     let id = ccaas::package_id(LABEL, &bytes);
     Ok((bytes, id))

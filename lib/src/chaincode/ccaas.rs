@@ -67,6 +67,25 @@ pub struct PackageSpec {
     pub indexes: Option<PathBuf>,
 }
 
+impl PackageSpec {
+    /// A package without TLS or indexes: `dial_timeout` 10s, as Fabric's CCaaS examples write
+    /// it.
+    pub fn plain(label: &str, builder: BuilderType, address: &str) -> PackageSpec {
+        PackageSpec {
+            label: label.to_string(),
+            builder,
+            address: address.to_string(),
+            dial_timeout: "10s".into(),
+            tls_required: false,
+            client_auth_required: false,
+            root_cert: None,
+            client_cert: None,
+            client_key: None,
+            indexes: None,
+        }
+    }
+}
+
 /// `connection.json`, fields in Fabric's order.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Connection {
@@ -427,18 +446,7 @@ mod tests {
     use super::*;
 
     fn spec() -> PackageSpec {
-        PackageSpec {
-            label: "mycc_1.0".into(),
-            builder: BuilderType::Ccaas,
-            address: "{{.peername}}_mycc:9999".into(),
-            dial_timeout: "10s".into(),
-            tls_required: false,
-            client_auth_required: false,
-            root_cert: None,
-            client_cert: None,
-            client_key: None,
-            indexes: None,
-        }
+        PackageSpec::plain("mycc_1.0", BuilderType::Ccaas, "{{.peername}}_mycc:9999")
     }
 
     #[test]
